@@ -1,0 +1,1 @@
+"""Perennial: customer lifecycle management."""

@@ -1,0 +1,89 @@
+"""One settings object says where everything lives.
+
+Values come, in rising priority, from defaults, ``perennial.toml`` in the
+working directory (or the file named by ``PERENNIAL_CONFIG``) and ``PERENNIAL_*``
+environment variables. The default needs no server: an embedded DuckDB over
+Parquet files and a SQLite file under ``./.perennial/``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import available_timezones
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Where data lives and the defaults every module shares."""
+
+    model_config = SettingsConfigDict(env_prefix="PERENNIAL_", extra="forbid")
+
+    home: Path = Field(default=Path(".perennial"), description="Root folder of the local stores.")
+    warehouse_path: Path | None = Field(
+        default=None, description="Analytical store (Parquet tables); default <home>/warehouse."
+    )
+    operational_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the operational store; default SQLite at <home>/perennial.db.",
+    )
+    default_timezone: str = Field(
+        default="Asia/Shanghai", description="Zone assumed for customers and sources without one."
+    )
+    default_phone_region: str = Field(default="CN", description="Region for phones without +.")
+    future_tolerance_hours: float = Field(
+        default=24.0, ge=0, description="Timestamps later than now + this are rejected at ingest."
+    )
+    duckdb_memory_limit: str = Field(default="4GB", description="DuckDB spills beyond this.")
+    duckdb_threads: int = Field(default=2, ge=1)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value not in available_timezones():
+            raise ValueError(f"unknown IANA time zone {value!r}")
+        return value
+
+    @property
+    def warehouse(self) -> Path:
+        return self.warehouse_path or self.home / "warehouse"
+
+    @property
+    def operational_database_url(self) -> str:
+        return self.operational_url or f"sqlite:///{self.home / 'perennial.db'}"
+
+    @property
+    def future_tolerance(self) -> timedelta:
+        return timedelta(hours=self.future_tolerance_hours)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("PERENNIAL_CONFIG", "perennial.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from file and environment, with explicit overrides on top."""
+    return Settings(**overrides)

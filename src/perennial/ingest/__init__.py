@@ -1,0 +1,1 @@
+"""Ingest: reading sources, mapping them to canonical tables and resolving identities."""

@@ -1,0 +1,189 @@
+"""Ingest one source file into the store as one atomic batch.
+
+read (streaming) -> validate (vectorised, per batch) -> stage accepted rows
+-> merge by key (dedupe, conflicts) -> quarantine -> identities -> commit.
+Everything between the first staged file and the commit is invisible to
+readers; a crash anywhere leaves the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from perennial.config import Settings
+from perennial.errors import IngestError
+from perennial.ingest.batches import BATCHES_TABLE, batch_record
+from perennial.ingest.conversions import ConversionContext
+from perennial.ingest.identity_resolution import resolve_identities
+from perennial.ingest.mapping import DuplicatePolicy, Mapping, identity_mapping
+from perennial.ingest.quarantine import QUARANTINE_SCHEMA, QUARANTINE_TABLE, reason_kind
+from perennial.ingest.readers import read_source
+from perennial.ingest.report import IngestReport
+from perennial.ingest.validation import REJECTED_SCHEMA, validate_batch
+from perennial.store.engine import connect
+from perennial.store.merge import MergeResult, merge_rows
+from perennial.store.warehouse import Transaction, Warehouse
+
+__all__ = ["Progress", "ingest_file"]
+
+Progress = Callable[[int], None]
+"""Called with the number of source rows read so far."""
+
+
+def ingest_file(
+    path: Path,
+    settings: Settings,
+    *,
+    mapping: Mapping | None = None,
+    table: str | None = None,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Ingest ``path`` into its canonical table; idempotent, atomic.
+
+    Give either a ``mapping`` or the target ``table`` (identity mapping). ``now``
+    is the clock used to reject timestamps in the future (tests pin it).
+    """
+    started = time.perf_counter()
+    if mapping is None:
+        if table is None:
+            raise IngestError(str(path), "say which table the file holds, or give a mapping")
+        mapping = identity_mapping(table)
+    path = Path(path)
+    source_columns, batches = read_source(path, mapping)
+    mapping = mapping.resolved(source_columns)
+    _require_columns(path, mapping, source_columns)
+    clock = now or datetime.now(UTC)
+    context = ConversionContext(
+        timezone=mapping.timezone or settings.default_timezone,
+        now=clock,
+        future_tolerance=settings.future_tolerance,
+        phone_region=settings.default_phone_region,
+    )
+    batch_id = f"{clock:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    source_file = str(path)
+    con = connect(settings)
+    try:
+        with Warehouse(settings.warehouse).transaction(batch_id) as txn:
+            accepted_dir = txn.scratch_dir("accepted")
+            rejected_dir = txn.scratch_dir("rejected")
+            rows_read = 0
+            for number, raw in enumerate(batches):
+                validated = validate_batch(raw, mapping, context)
+                rows_read += raw.rows.num_rows + len(raw.broken)
+                if validated.accepted.height:
+                    validated.accepted.write_parquet(accepted_dir / f"{number:06d}.parquet")
+                if validated.rejected.height:
+                    validated.rejected.write_parquet(rejected_dir / f"{number:06d}.parquet")
+                if progress is not None:
+                    progress(rows_read)
+            staged = sorted(str(p) for p in accepted_dir.glob("*.parquet"))
+            merged = _merge(con, txn, mapping, staged, source_file, clock)
+            rejected = _rejected_rows(rejected_dir, merged)
+            _quarantine(txn, rejected, mapping.table, source_file, batch_id, clock)
+            identities = resolve_identities(con, txn, mapping.target, clock)
+            report = IngestReport(
+                batch_id=batch_id,
+                source_file=source_file,
+                table=mapping.table,
+                rows_read=rows_read,
+                accepted=merged.inserted,
+                quarantined=rejected.height,
+                duplicates_in_batch=merged.duplicates_in_batch,
+                already_stored=merged.already_stored,
+                replaced=merged.replaced,
+                quarantine_reasons=dict(Counter(reason_kind(r) for r in rejected["reason"])),
+                identity_merges=identities.merges,
+                identity_conflicts=identities.conflicts,
+                seconds=time.perf_counter() - started,
+            )
+            txn.append_arrow(BATCHES_TABLE, batch_record(report, clock))
+    finally:
+        con.close()
+    return report
+
+
+def _require_columns(path: Path, mapping: Mapping, source_columns: list[str]) -> None:
+    """Required canonical columns must come from somewhere (source, constant or derivation)."""
+    for column in mapping.target.columns:
+        provided = column.name in mapping.columns or column.name in mapping.constants
+        derivable = column.name == mapping.target.key and mapping.derives_key()
+        if column.required and not provided and not derivable:
+            found = ", ".join(repr(c) for c in source_columns[:12])
+            raise IngestError(
+                str(path),
+                f"no source column provides required {mapping.table}.{column.name} "
+                f"(found {found}); map it in a mapping file or add a constant",
+                column=column.name,
+            )
+
+
+def _merge(
+    con: duckdb.DuckDBPyConnection,
+    txn: Transaction,
+    mapping: Mapping,
+    staged: list[str],
+    source_file: str,
+    clock: datetime,
+) -> MergeResult:
+    if not staged:
+        empty = pa.table(
+            {"_source_line": pa.array([], pa.int64()), "reason": pa.array([], pa.string()),
+             "raw": pa.array([], pa.string())}
+        )
+        return MergeResult(0, 0, 0, 0, empty)
+    return merge_rows(
+        con,
+        txn,
+        mapping.target,
+        staged,
+        derive_key=mapping.derives_key(),
+        latest_wins=mapping.on_duplicate is DuplicatePolicy.LATEST_WINS,
+        source_file=source_file,
+        committed_at=clock,
+    )
+
+
+def _rejected_rows(rejected_dir: Path, merged: MergeResult) -> pl.DataFrame:
+    files = sorted(rejected_dir.glob("*.parquet"))
+    frames = [pl.read_parquet(f) for f in files]
+    conflicts = pl.from_arrow(merged.conflicts)
+    assert isinstance(conflicts, pl.DataFrame)  # noqa: S101
+    frames.append(
+        conflicts.with_columns(
+            pl.col("reason").str.extract(r"^(\w+):").alias("column")
+        ).select(list(REJECTED_SCHEMA))
+    )
+    return pl.concat([f.cast(REJECTED_SCHEMA) for f in frames]).sort("_source_line")  # type: ignore[arg-type]
+
+
+def _quarantine(
+    txn: Transaction,
+    rejected: pl.DataFrame,
+    table: str,
+    source_file: str,
+    batch_id: str,
+    clock: datetime,
+) -> None:
+    if rejected.height == 0:
+        return
+    rows = rejected.select(
+        pl.lit(batch_id).alias("batch_id"),
+        pl.lit(table).alias("table_name"),
+        pl.lit(source_file).alias("source_file"),
+        pl.col("_source_line").alias("source_line"),
+        pl.col("column").alias("column_name"),
+        pl.col("reason"),
+        pl.col("raw"),
+        pl.lit(clock).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
+    )
+    txn.append_arrow(QUARANTINE_TABLE, rows.to_arrow().cast(QUARANTINE_SCHEMA))

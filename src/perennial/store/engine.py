@@ -1,0 +1,34 @@
+"""The embedded analytical engine: one configured in-process DuckDB connection.
+
+Every connection is made here so that its limits hold everywhere: bounded
+memory with spilling to the store's temp folder, and no extension downloads
+(Parquet, JSON and ICU ship inside the wheel; the machine has no network).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from perennial.config import Settings
+
+__all__ = ["connect"]
+
+
+def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB connection that spills to ``<home>/tmp``."""
+    temp_dir = Path(settings.home) / "tmp"
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(
+        config={
+            "memory_limit": settings.duckdb_memory_limit,
+            "threads": settings.duckdb_threads,
+            "temp_directory": str(temp_dir),
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "preserve_insertion_order": False,
+        }
+    )
+    con.execute("SET TimeZone = 'UTC'")
+    return con
