@@ -1,0 +1,44 @@
+# The two commands the README names: `make demo` and `make test`.
+# Both create the environment from the lock file on a fresh machine.
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_CUSTOMERS ?= 50000
+DEMO_SEED ?= 7
+
+.PHONY: install demo test lint format bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --all-groups
+	touch $@
+
+install: $(VENV)/.synced
+
+demo: install
+	$(BIN)/perennial demo run --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered
+
+bench: install
+	$(BIN)/python benchmarks/bench_ingest.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .perennial demo-data .pytest_cache .mypy_cache .ruff_cache

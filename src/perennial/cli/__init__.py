@@ -1,0 +1,1 @@
+"""The ``perennial`` command line: thin commands over the package's functions."""

@@ -1,0 +1,42 @@
+"""Entry point: ``perennial --help`` lists every command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from perennial.cli import demo, ingest, store
+from perennial.errors import ExitCode, PerennialError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="perennial",
+    help="Customer lifecycle management: ingest customer data, compute where every customer "
+    "stands, act on it and measure it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("ingest")(ingest.ingest_command)
+app.command("quarantine")(ingest.quarantine_command)
+app.command("batches")(ingest.batches_command)
+app.command("init")(store.init_command)
+app.add_typer(store.store_app, name="store")
+app.add_typer(demo.demo_app, name="demo")
+
+_errors = Console(stderr=True)
+
+
+def main() -> None:
+    """Run the CLI; expected errors print one clear message and exit with their code."""
+    try:
+        app()
+    except PerennialError as error:
+        _errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+        sys.exit(int(error.exit_code))
+    except KeyboardInterrupt:
+        _errors.print("interrupted; nothing of the unfinished batch was stored")
+        sys.exit(int(ExitCode.FAILURE))

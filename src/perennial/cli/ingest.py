@@ -1,0 +1,92 @@
+"""``perennial ingest``, ``quarantine`` and ``batches``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from perennial.cli.output import console, ingest_summary, progress_bar, reasons_table
+from perennial.config import load_settings
+from perennial.errors import ExitCode
+from perennial.ingest.jobs import ingest_as_job
+from perennial.ingest.mapping import load_mapping
+from perennial.ingest.quarantine import list_quarantine
+from perennial.ingest.report import IngestReport
+from perennial.schema.tables import TABLES
+from perennial.store.summary import recent_batches
+
+__all__ = ["batches_command", "ingest_command", "quarantine_command"]
+
+
+def ingest_command(
+    files: Annotated[list[Path], typer.Argument(help="CSV, Parquet or JSON Lines files.")],
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", "-m", help="Mapping file (YAML).")
+    ] = None,
+    table: Annotated[
+        str | None,
+        typer.Option("--table", "-t", help=f"Target table without a mapping: {', '.join(TABLES)}."),
+    ] = None,
+    fail_on_quarantine: Annotated[
+        bool, typer.Option(help="Exit with code 10 when any row was quarantined.")
+    ] = False,
+) -> None:
+    """Validate and load files; bad rows go to quarantine, re-sent rows are skipped.
+
+    Each file is one atomic batch: it is stored whole or, on any failure, not at all.
+    """
+    settings = load_settings()
+    loaded = load_mapping(mapping) if mapping else None
+    reports: list[IngestReport] = []
+    with progress_bar() as bar:
+        for path in files:
+            task = bar.add_task(f"ingest {path.name}", total=None)
+            reports.append(
+                ingest_as_job(path, settings, mapping=loaded, table=table,
+                              progress=lambda rows, t=task: bar.update(t, completed=rows))
+            )
+            bar.remove_task(task)
+    console.print(ingest_summary(reports))
+    reasons = reasons_table(reports)
+    if reasons is not None:
+        console.print(reasons)
+    if fail_on_quarantine and any(r.quarantined for r in reports):
+        raise typer.Exit(int(ExitCode.ROWS_QUARANTINED))
+
+
+def quarantine_command(
+    batch: Annotated[str | None, typer.Option(help="Only this batch id.")] = None,
+    table: Annotated[str | None, typer.Option(help="Only rows meant for this table.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many rows.")] = 50,
+) -> None:
+    """List quarantined rows: file, line, column, reason and the row as read."""
+    rows = list_quarantine(load_settings(), batch_id=batch, table=table, limit=limit)
+    if not rows:
+        console.print("The quarantine is empty.")
+        return
+    view = Table(title=f"Quarantined rows (newest first, at most {limit})")
+    for name in ("batch", "table", "file", "line", "column", "reason", "row as read"):
+        view.add_column(name, overflow="fold")
+    for row in rows:
+        view.add_row(row.batch_id, row.table_name, row.source_file, str(row.source_line),
+                     row.column_name or "", row.reason, row.raw)
+    console.print(view)
+
+
+def batches_command(
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many batches.")] = 20,
+) -> None:
+    """List recent ingest batches with their counts."""
+    batches = recent_batches(load_settings(), limit=limit)
+    if not batches:
+        console.print("No batches yet.")
+        return
+    view = Table(title="Ingest batches (newest first)")
+    for name in batches[0]:
+        view.add_column(name, overflow="fold")
+    for batch in batches:
+        view.add_row(*(str(v) for v in batch.values()))
+    console.print(view)

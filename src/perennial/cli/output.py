@@ -1,0 +1,64 @@
+"""Shared terminal output: the console, progress bars and the ingest summary table."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from perennial.ingest.report import IngestReport
+
+__all__ = ["console", "ingest_summary", "progress_bar", "reasons_table"]
+
+console = Console()
+
+
+def progress_bar() -> Progress:
+    """A progress display that stays quiet when output is not a terminal."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def ingest_summary(reports: list[IngestReport]) -> Table:
+    table = Table(title="Ingest summary", show_lines=False)
+    for name in ("file", "table", "read", "accepted", "quarantined", "dup. in file",
+                 "already stored", "replaced", "id merges", "id conflicts", "seconds"):
+        table.add_column(name, justify="left" if name in ("file", "table") else "right")
+    for r in reports:
+        table.add_row(
+            r.source_file, r.table, f"{r.rows_read:,}", f"{r.accepted:,}", f"{r.quarantined:,}",
+            f"{r.duplicates_in_batch:,}", f"{r.already_stored:,}", f"{r.replaced:,}",
+            f"{r.identity_merges:,}", f"{r.identity_conflicts:,}", f"{r.seconds:.1f}",
+        )
+    return table
+
+
+def reasons_table(reports: list[IngestReport]) -> Table | None:
+    counts: dict[tuple[str, str], int] = {}
+    for r in reports:
+        for reason, count in r.quarantine_reasons.items():
+            counts[(r.source_file, reason)] = counts.get((r.source_file, reason), 0) + count
+    if not counts:
+        return None
+    table = Table(title="Quarantined, by reason (see `perennial quarantine`)")
+    table.add_column("file")
+    table.add_column("reason")
+    table.add_column("rows", justify="right")
+    for (source, reason), count in sorted(counts.items()):
+        table.add_row(source, reason, f"{count:,}")
+    return table

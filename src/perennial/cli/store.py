@@ -1,0 +1,52 @@
+"""``perennial init`` and ``perennial store info|compact``."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from perennial.cli.output import console
+from perennial.config import load_settings
+from perennial.store.compaction import compact
+from perennial.store.engine import connect
+from perennial.store.operational import migrate
+from perennial.store.summary import store_summary
+from perennial.store.warehouse import Warehouse
+
+__all__ = ["init_command", "store_app"]
+
+store_app = typer.Typer(help="Inspect and maintain the stores.", no_args_is_help=True)
+
+
+def init_command() -> None:
+    """Create the local stores (warehouse folder, operational database) if missing."""
+    settings = load_settings()
+    settings.warehouse.mkdir(parents=True, exist_ok=True)
+    migrate(settings)
+    console.print(f"warehouse:   {settings.warehouse.resolve()}")
+    console.print(f"operational: {settings.operational_database_url}")
+
+
+@store_app.command("info")
+def info_command() -> None:
+    """Tables, rows and files at the newest committed version."""
+    summary = store_summary(load_settings())
+    view = Table(title=f"Warehouse at version {summary.version}")
+    view.add_column("table")
+    view.add_column("rows", justify="right")
+    view.add_column("files", justify="right")
+    for name, rows in summary.rows.items():
+        view.add_row(name, f"{rows:,}", f"{summary.files[name]:,}")
+    console.print(view)
+
+
+@store_app.command("compact")
+def compact_command() -> None:
+    """Merge each partition's small files into one (atomic, like any batch)."""
+    settings = load_settings()
+    con = connect(settings)
+    try:
+        result = compact(Warehouse(settings.warehouse), con)
+    finally:
+        con.close()
+    console.print(f"files: {result.files_before:,} -> {result.files_after:,}")

@@ -1,0 +1,104 @@
+"""The operational store: transactional state (jobs now; journeys, sends, users later).
+
+SQLite (WAL) by default, PostgreSQL by URL; the schema is owned by Alembic
+migrations shipped inside the package, applied by ``perennial init`` and on
+first use, so every deployment runs the same DDL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine
+
+from perennial.config import Settings
+
+__all__ = ["JOBS", "METADATA", "create_engine_for", "finish_job", "migrate", "recent_jobs",
+           "start_job"]
+
+METADATA = sa.MetaData()
+
+JOBS = sa.Table(
+    "jobs",
+    METADATA,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("detail", sa.Text),
+)
+"""Long-running work (ingests, later backfills and trainings): a crash leaves 'running'."""
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def create_engine_for(settings: Settings) -> Engine:
+    url = settings.operational_database_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def migrate(settings: Settings) -> None:
+    """Bring the operational schema to the newest migration (idempotent)."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", settings.operational_database_url)
+    engine = create_engine_for(settings)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    engine.dispose()
+
+
+@contextmanager
+def _connection(settings: Settings) -> Iterator[sa.Connection]:
+    engine = create_engine_for(settings)
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def start_job(settings: Settings, job_id: str, kind: str, subject: str) -> None:
+    with _connection(settings) as connection:
+        connection.execute(JOBS.insert().values(
+            job_id=job_id, kind=kind, subject=subject, status="running",
+            started_at=datetime.now(UTC),
+        ))
+
+
+def finish_job(settings: Settings, job_id: str, status: str, detail: str) -> None:
+    with _connection(settings) as connection:
+        connection.execute(
+            JOBS.update().where(JOBS.c.job_id == job_id).values(
+                status=status, finished_at=datetime.now(UTC), detail=detail
+            )
+        )
+
+
+def recent_jobs(settings: Settings, limit: int = 20) -> list[sa.Row[tuple[object, ...]]]:
+    with _connection(settings) as connection:
+        result = connection.execute(
+            sa.select(JOBS).order_by(JOBS.c.started_at.desc()).limit(limit)
+        )
+        return list(result)
