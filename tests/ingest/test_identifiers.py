@@ -159,7 +159,8 @@ def test_the_polars_fast_path_agrees_with_phonenumbers_on_every_mobile_prefix() 
     assert None in expected  # and refused ones (140, 141, ...)
 
 
-_SEPARATORS = [" ", "-", ".", "(", ")", "\t", "\n", "\u00a0", "\u3000", "/", "－", "（", "+"]
+_PLAIN_SEPARATORS = [" ", "-", ".", "(", ")"]
+_SEPARATORS = [*_PLAIN_SEPARATORS, "\t", "\n", "\u00a0", "\u3000", "/", "－", "（", "+"]
 _MOBILE = st.builds(
     lambda second, rest: f"1{second}{rest}",
     st.sampled_from("0123456789"),
@@ -183,14 +184,15 @@ _JUNK = st.text(st.sampled_from([*"0123456789+-(). abcxX@#*", "\t", "\u00a0", "�
 @st.composite
 def messy_phones(draw: st.DrawFn) -> str:
     """A valid or nearly valid number with the noise real exports carry."""
-    kind = draw(st.sampled_from(["mobile", "landline", "foreign", "junk"]))
+    kind = draw(st.sampled_from(["mobile", "mobile", "mobile", "landline", "foreign", "junk"]))
     if kind == "junk":
         return draw(_JUNK)
     core = draw({"mobile": _MOBILE, "landline": _LANDLINE, "foreign": _FOREIGN}[kind])
     if kind == "mobile":
         core = draw(st.sampled_from(_PREFIXES)) + core
     if draw(st.booleans()):
-        noise = st.sampled_from(_SEPARATORS) | st.just("")
+        separators = draw(st.sampled_from([_PLAIN_SEPARATORS, _SEPARATORS]))
+        noise = st.sampled_from(separators) | st.just("")
         gaps = draw(st.lists(noise, min_size=len(core) + 1, max_size=len(core) + 1))
         core = "".join(gap + character for gap, character in zip(gaps, core, strict=False))
         core += gaps[-1]

@@ -19,6 +19,9 @@ __all__ = [
     "COUPONS",
     "PRICE_LADDER_RUNGS",
     "PRICE_LADDER_STEP",
+    "PRODUCT_IDS",
+    "SEARCH_TERMS",
+    "SEARCH_TERM_OFFSETS",
     "Category",
     "Coupon",
     "coupon_for",
@@ -34,26 +37,36 @@ class Category:
     cycle_days: float | None
     popularity: float
     typical_unit_price: float  # CNY
-    extra_units: float  # mean units beyond the first on a line
     search_terms: tuple[str, ...]
 
 
 CATEGORIES: tuple[Category, ...] = (
-    Category("fruit", "FRT", 5.0, 0.16, 32.0, 0.6, ("水果", "车厘子", "草莓", "fruit")),
-    Category("milk", "MLK", 7.0, 0.16, 12.0, 2.0, ("牛奶", "酸奶", "milk", "oat milk")),
-    Category("coffee", "COF", 14.0, 0.13, 78.0, 0.3, ("咖啡豆", "挂耳咖啡", "coffee beans")),
-    Category("shampoo", "SHP", 30.0, 0.12, 58.0, 0.2, ("洗发水", "护发素", "shampoo")),
-    Category("skincare", "SKN", 45.0, 0.12, 210.0, 0.1, ("面霜", "精华", "防晒", "serum")),
-    Category("detergent", "DTG", 60.0, 0.11, 45.0, 0.4, ("洗衣液", "洗洁精", "detergent")),
-    Category("books", "BOK", None, 0.12, 48.0, 0.3, ("小说", "绘本", "python book")),
-    Category("courses", "CRS", None, 0.08, 299.0, 0.0, ("课程", "考证", "online course")),
+    Category("fruit", "FRT", 5.0, 0.16, 32.0, ("水果", "车厘子", "草莓", "fruit")),
+    Category("milk", "MLK", 7.0, 0.16, 12.0, ("牛奶", "酸奶", "milk", "oat milk")),
+    Category("coffee", "COF", 14.0, 0.13, 78.0, ("咖啡豆", "挂耳咖啡", "coffee beans")),
+    Category("shampoo", "SHP", 30.0, 0.12, 58.0, ("洗发水", "护发素", "shampoo")),
+    Category("skincare", "SKN", 45.0, 0.12, 210.0, ("面霜", "精华", "防晒", "serum")),
+    Category("detergent", "DTG", 60.0, 0.11, 45.0, ("洗衣液", "洗洁精", "detergent")),
+    Category("books", "BOK", None, 0.12, 48.0, ("小说", "绘本", "python book")),
+    Category("courses", "CRS", None, 0.08, 299.0, ("课程", "考证", "online course")),
 )
 
-PRICE_LADDER_RUNGS = 48
+PRICE_LADDER_RUNGS = 64
 """Products per category, one per price rung, so a product's price stays within a rung."""
 
 PRICE_LADDER_STEP = 1.07
 """Ratio between the prices of neighbouring products in a category."""
+
+PRODUCT_IDS: tuple[str, ...] = tuple(
+    f"P-{c.code}-{rung:03d}" for c in CATEGORIES for rung in range(PRICE_LADDER_RUNGS)
+)
+"""Product ids such as ``P-MLK-032``, at ``category * PRICE_LADDER_RUNGS + rung``."""
+
+SEARCH_TERMS: tuple[str, ...] = tuple(term for c in CATEGORIES for term in c.search_terms)
+"""Every category's search terms, category after category."""
+
+SEARCH_TERM_OFFSETS = np.cumsum([0] + [len(c.search_terms) for c in CATEGORIES])
+"""Where each category's terms start in ``SEARCH_TERMS`` (and, last, their total)."""
 
 
 @dataclass(frozen=True)

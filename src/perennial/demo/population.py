@@ -59,9 +59,9 @@ class LatentParameters:
     """
 
     purchase_shape_r: float = 0.8
-    purchase_rate_alpha: float = 2.2
+    purchase_rate_alpha: float = 1.9
     dropout_a: float = 0.9
-    dropout_b: float = 3.0
+    dropout_b: float = 3.3
     spend_shape_p: float = 6.0
     spend_shape_q: float = 4.0
     spend_rate_gamma: float = 75.0

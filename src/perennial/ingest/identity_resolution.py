@@ -91,9 +91,9 @@ def _customer_evidence(
 ) -> tuple[list[tuple[Node, datetime]], list[Link]]:
     rows = con.execute(
         f"""
-        SELECT customer_id, coalesce(created_at, ?) AS at, _source_file, _source_line,
+        SELECT customer_id, coalesce(created_at, ?) AS seen_at, _source_file, _source_line,
                {", ".join(_CUSTOMER_IDENTIFIERS)}
-        FROM read_parquet(?) ORDER BY at, _source_line
+        FROM read_parquet(?) ORDER BY seen_at, _source_line
         """,  # noqa: S608 (fixed column names)
         [clock, files],
     ).fetchall()

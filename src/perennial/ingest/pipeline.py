@@ -26,7 +26,7 @@ from perennial.ingest.conversions import ConversionContext
 from perennial.ingest.identity_resolution import resolve_identities
 from perennial.ingest.mapping import DuplicatePolicy, Mapping, identity_mapping
 from perennial.ingest.quarantine import QUARANTINE_SCHEMA, QUARANTINE_TABLE, reason_kind
-from perennial.ingest.readers import read_source
+from perennial.ingest.readers import delimiter_hint, read_source
 from perennial.ingest.report import IngestReport
 from perennial.ingest.validation import REJECTED_SCHEMA, validate_batch
 from perennial.store.engine import connect
@@ -119,10 +119,11 @@ def _require_columns(path: Path, mapping: Mapping, source_columns: list[str]) ->
         derivable = column.name == mapping.target.key and mapping.derives_key()
         if column.required and not provided and not derivable:
             found = ", ".join(repr(c) for c in source_columns[:12])
+            hint = delimiter_hint(",".join(source_columns), mapping.delimiter)
             raise IngestError(
                 str(path),
                 f"no source column provides required {mapping.table}.{column.name} "
-                f"(found {found}); map it in a mapping file or add a constant",
+                f"(found {found}); map it in a mapping file or add a constant{hint}",
                 column=column.name,
             )
 

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from perennial.errors import IngestError
 from perennial.ingest.mapping import Mapping, SourceFormat
 
-__all__ = ["BrokenRecord", "RawBatch", "detect_format", "read_source"]
+__all__ = ["BrokenRecord", "RawBatch", "delimiter_hint", "detect_format", "read_source"]
 
 BATCH_ROWS = 500_000
 _BLOCK_BYTES = 32 << 20
@@ -354,7 +354,7 @@ def _require_mapped_columns(
     if not missing:
         return
     target, source = missing[0]
-    hint = _delimiter_hint(header_text, mapping.delimiter)
+    hint = delimiter_hint(header_text, mapping.delimiter)
     found = ", ".join(repr(n) for n in names[:12])
     raise IngestError(
         str(path),
@@ -364,7 +364,10 @@ def _require_mapped_columns(
     )
 
 
-def _delimiter_hint(header_text: str, delimiter: str) -> str:
+def delimiter_hint(header_text: str, delimiter: str) -> str:
+    """A hint when a header split on ``delimiter`` still contains another delimiter."""
+    if delimiter == "whitespace":
+        return ""
     for candidate, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe"), (",", "comma")):
         if candidate != delimiter and header_text.count(candidate) >= 1:
             shown = "\\t" if candidate == "\t" else candidate

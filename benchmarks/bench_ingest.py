@@ -1,0 +1,512 @@
+"""Ingest throughput: perennial's full ingest against a bare DuckDB copy of the same rows.
+
+For each format (CSV, Parquet) the same order file is
+
+* copied by a bare DuckDB (``COPY (SELECT * FROM read_csv(...)) TO 'out.parquet'``) in a
+  fresh connection with the same thread count as perennial's (the *peer*), and
+* ingested with ``perennial.ingest.pipeline.ingest_file`` into a fresh, empty home
+  (*ours*: read, validate, stage, deduplicate by key, quarantine, commit).
+
+Every measurement runs in its own subprocess so its peak RSS is its own. The target
+(issue text): ours within 3x of the peer's time, memory bounded.
+
+    .venv/bin/python benchmarks/bench_ingest.py                    # 10 M rows
+    .venv/bin/python benchmarks/bench_ingest.py --rows 1000000     # quick
+    .venv/bin/python benchmarks/bench_ingest.py --rows 1000000 --phases --profile prof.txt
+
+The generated files are cached in ``--data-dir`` (git-ignored), keyed by row count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_DATA_DIR = ROOT / "data"
+THREADS = 2
+"""Thread count of both sides (perennial's ``duckdb_threads`` default)."""
+TARGET_RATIO = 3.0
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+"""Ingest clock: the generated orders end on 2026-11-01, so none is 'in the future'."""
+_START = int(datetime(2024, 11, 1, tzinfo=UTC).timestamp())
+_END = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+FORMATS = ("csv", "parquet")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def orders_table(rows: int, *, seed: int = 20261123) -> Any:
+    """``rows`` synthetic orders in the canonical orders schema (pyarrow Table), vectorised.
+
+    ~1 M customers with skewed order counts, two years of times (sorted, as an export
+    would be), log-normal amounts, mostly paid, ~15 % with a coupon, four channels.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(seed)
+    customers = max(1, min(1_000_000, rows // 10))
+
+    def ids(prefix: str, numbers: Any, width: int) -> Any:
+        text = pc.utf8_lpad(pa.array(numbers, pa.int64()).cast(pa.string()), width, "0")
+        return pc.binary_join_element_wise(pa.scalar(prefix), text, "")
+
+    weights = rng.lognormal(0.0, 1.0, customers)
+    customer = rng.choice(customers, size=rows, p=weights / weights.sum())
+    seconds = np.sort(rng.integers(_START, _END, size=rows, dtype=np.int64))
+    placed_at = pa.array(seconds, pa.int64()).cast(pa.timestamp("s")).cast(pa.timestamp("us"))
+    amount = np.round(np.clip(rng.lognormal(5.0, 0.8, rows), 0.5, 50_000.0), 2)
+    currency = rng.choice(np.array(["CNY", "USD", "HKD"]), size=rows, p=[0.97, 0.02, 0.01])
+    status = rng.choice(
+        np.array(["paid", "refunded", "cancelled"]), size=rows, p=[0.90, 0.06, 0.04]
+    )
+    coupons = pa.array(["NEW10", "VIP20", "SPRING15", "SUMMER5", "BDAY30", "FLASH50", "SAVE8"])
+    coupon_index = rng.integers(0, len(coupons), size=rows)
+    no_coupon = rng.random(rows) >= 0.15
+    coupon = pc.take(coupons, pa.array(coupon_index, mask=no_coupon))
+    channel = rng.choice(
+        np.array(["app", "mini-program", "web", "store"]), size=rows, p=[0.45, 0.25, 0.2, 0.1]
+    )
+    return pa.table(
+        {
+            "order_id": ids("O", np.arange(1, rows + 1), 10),
+            "customer_id": ids("C", customer + 1, 8),
+            "placed_at": placed_at.cast(pa.timestamp("us", tz="UTC")),
+            "amount": pa.array(amount, pa.float64()),
+            "currency": pa.array(currency, pa.string()),
+            "status": pa.array(status, pa.string()),
+            "item_count": pa.array(rng.geometric(0.45, size=rows), pa.int64()),
+            "coupon_code": coupon,
+            "channel": pa.array(channel, pa.string()),
+        }
+    )
+
+
+def ensure_data(rows: int, data_dir: Path, formats: Sequence[str]) -> dict[str, Path]:
+    """The cached source files for ``rows`` rows, generated once."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    paths = {fmt: data_dir / f"orders-{rows}.{fmt}" for fmt in formats}
+    missing = [fmt for fmt, path in paths.items() if not path.is_file()]
+    if not missing:
+        return paths
+    started = time.perf_counter()
+    print(f"generating {rows:,} orders ({', '.join(missing)}) in {data_dir} ...", flush=True)
+    table = orders_table(rows)
+    for fmt in missing:
+        temporary = paths[fmt].with_suffix(f".{fmt}.tmp")
+        _WRITERS[fmt](table, temporary)
+        temporary.replace(paths[fmt])
+    print(f"  done in {time.perf_counter() - started:.1f} s", flush=True)
+    return paths
+
+
+def _write_parquet(table: Any, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    amount = table.column("amount").cast(pa.decimal128(18, 4), safe=False)
+    table = table.set_column(table.schema.get_field_index("amount"), "amount", amount)
+    pq.write_table(table, path)
+
+
+def _write_csv(table: Any, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    seconds = table.column("placed_at").cast(pa.timestamp("s", tz="UTC"))
+    text = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
+    table = table.set_column(table.schema.get_field_index("placed_at"), "placed_at", text)
+    options = pacsv.WriteOptions(quoting_style="none", batch_size=64 * 1024)
+    pacsv.write_csv(table, path, options)
+
+
+_WRITERS: dict[str, Callable[[Any, Path], None]] = {"csv": _write_csv, "parquet": _write_parquet}
+
+
+# --------------------------------------------------------------------------- one measurement
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def run_peer(fmt: str, path: Path, scratch: Path) -> dict[str, Any]:
+    """Bare DuckDB: read the file, write the same rows as one Parquet file."""
+    import duckdb
+
+    rss_start = _peak_rss_mb()
+    out = scratch / "out.parquet"
+    reader = "read_csv(?, header = true)" if fmt == "csv" else "read_parquet(?)"
+    started = time.perf_counter()
+    con = duckdb.connect(config={"threads": THREADS})
+    con.execute(f"COPY (SELECT * FROM {reader}) TO '{out}' (FORMAT parquet)", [str(path)])
+    rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchall()[0][0]
+    con.close()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows": int(rows), "rss_start_mb": rss_start}
+
+
+def run_ours(
+    path: Path, scratch: Path, *, phases: bool = False, profile: Path | None = None
+) -> dict[str, Any]:
+    """perennial's full ingest into a fresh, empty home."""
+    from perennial.config import Settings
+    from perennial.ingest import pipeline
+
+    timer = PhaseTimer.install(pipeline) if phases else None
+    rss_start = _peak_rss_mb()
+    settings = Settings(home=scratch / "home", duckdb_threads=THREADS)
+    profiler = None
+    if profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started = time.perf_counter()
+    report = pipeline.ingest_file(path, settings, table="orders", now=NOW)
+    seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        _write_profile(profiler, profile, seconds)  # type: ignore[arg-type]
+    result: dict[str, Any] = {
+        "seconds": seconds,
+        "rows": report.accepted,
+        "rss_start_mb": rss_start,
+        "report": {
+            "rows_read": report.rows_read,
+            "accepted": report.accepted,
+            "quarantined": report.quarantined,
+            "duplicates_in_batch": report.duplicates_in_batch,
+            "already_stored": report.already_stored,
+            "quarantine_reasons": report.quarantine_reasons,
+        },
+    }
+    if timer is not None:
+        result["phases"] = timer.summary(seconds)
+    return result
+
+
+def _write_profile(profiler: Any, path: Path, seconds: float) -> None:
+    import io
+    import pstats
+
+    buffer = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buffer)
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(30)
+    path.write_text(f"# ingest_file wall time {seconds:.2f} s\n{buffer.getvalue()}")
+
+
+class PhaseTimer:
+    """Wall time per ingest phase, by wrapping the pipeline's collaborators (no src changes).
+
+    SQL statements issued on the pipeline's DuckDB connection are timed one by one and
+    labelled by what they create or read, so the merge can be broken down.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.add(name, time.perf_counter() - started)
+
+        return wrapper
+
+    @classmethod
+    def install(cls, pipeline: Any) -> PhaseTimer:
+        import polars as pl
+
+        from perennial.store.warehouse import Transaction
+
+        timer = cls()
+        original_read = pipeline.read_source
+
+        def read_source(*args: Any, **kwargs: Any) -> Any:
+            names, batches = original_read(*args, **kwargs)
+            return names, timer.iterate("1 read (source -> Arrow batches)", batches)
+
+        pipeline.read_source = read_source
+        pipeline.validate_batch = timer.timed(
+            "2 validate (convert + check)", pipeline.validate_batch
+        )
+        pl.DataFrame.write_parquet = timer.timed(  # type: ignore[method-assign]
+            "3 stage (polars write_parquet)", pl.DataFrame.write_parquet
+        )
+        pipeline._merge = timer.timed("4 merge (dedupe + write table)", pipeline._merge)
+        pipeline._rejected_rows = timer.timed("5 collect rejected", pipeline._rejected_rows)
+        pipeline._quarantine = timer.timed("6 quarantine", pipeline._quarantine)
+        pipeline.resolve_identities = timer.timed("7 identities", pipeline.resolve_identities)
+        Transaction.commit = timer.timed("8 commit manifest", Transaction.commit)  # type: ignore[method-assign]
+        original_connect = pipeline.connect
+        pipeline.connect = lambda settings: _TimedConnection(original_connect(settings), timer)
+        return timer
+
+    def iterate(self, name: str, items: Iterator[Any]) -> Iterator[Any]:
+        while True:
+            started = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                self.add(name, time.perf_counter() - started)
+                return
+            self.add(name, time.perf_counter() - started)
+            yield item
+
+    def summary(self, total: float) -> dict[str, dict[str, float]]:
+        rows = {
+            name: {"seconds": s, "share": s / total, "calls": self.calls[name]}
+            for name, s in sorted(self.seconds.items())
+        }
+        top = sum(s for name, s in self.seconds.items() if not name.startswith("   sql"))
+        rows["9 other (setup, report, cleanup)"] = {
+            "seconds": total - top,
+            "share": (total - top) / total,
+            "calls": 1,
+        }
+        return rows
+
+
+def _sql_label(sql: str) -> str:
+    words = " ".join(sql.split())
+    upper = words.upper()
+    if upper.startswith("CREATE OR REPLACE TEMP TABLE"):
+        return "create " + words.split()[5]
+    if upper.startswith("COPY"):
+        return "COPY ... TO (write table files)"
+    if upper.startswith(("ALTER", "UPDATE")):
+        return " ".join(words.split()[:3])
+    if "count(*)" in words:
+        return "count " + words.split("FROM", 1)[1].split()[0]
+    return words[:40]
+
+
+class _TimedConnection:
+    """A DuckDB connection that times each statement (``execute`` and ``sql`` results)."""
+
+    def __init__(self, con: Any, timer: PhaseTimer) -> None:
+        self._con = con
+        self._timer = timer
+
+    def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._con.execute(sql, *args, **kwargs)
+        finally:
+            self._timer.add("   sql: " + _sql_label(sql), time.perf_counter() - started)
+
+    def sql(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        table = self._con.sql(sql, *args, **kwargs).to_arrow_table()
+        self._timer.add("   sql: " + _sql_label(sql), time.perf_counter() - started)
+        return _Materialised(table)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+@dataclass(frozen=True)
+class _Materialised:
+    table: Any
+
+    def to_arrow_table(self) -> Any:
+        return self.table
+
+
+def run_one(args: argparse.Namespace) -> int:
+    """Child process: one measurement, one JSON line on stdout."""
+    path = Path(args.path)
+    scratch = Path(tempfile.mkdtemp(prefix=f"bench-{args.one}-", dir=args.data_dir))
+    try:
+        if args.one == "peer":
+            result = run_peer(args.format, path, scratch)
+        else:
+            profile = Path(args.profile) if args.profile else None
+            result = run_ours(path, scratch, phases=args.phases, profile=profile)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    print(json.dumps(result))
+    return 0
+
+
+# --------------------------------------------------------------------------- driver
+
+
+@dataclass
+class Measurement:
+    seconds: float
+    rows: int
+    peak_rss_mb: float
+    extra: dict[str, Any]
+
+
+def measure(
+    kind: str, fmt: str, path: Path, args: argparse.Namespace, *, instrumented: bool = False
+) -> Measurement:
+    """Run one measurement in a fresh interpreter (its own peak RSS, no warm caches of ours).
+
+    ``instrumented`` runs (phase timers, cProfile) are extra runs of ours, never the timed ones.
+    """
+    command = [
+        sys.executable, str(Path(__file__).resolve()), "--one", kind, "--format", fmt,
+        "--path", str(path), "--data-dir", str(args.data_dir),
+    ]  # fmt: skip
+    if instrumented and args.phases:
+        command.append("--phases")
+    if instrumented and args.profile:
+        command += ["--profile", f"{args.profile}.{fmt}.txt"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERENNIAL_")}
+    env["PERENNIAL_CONFIG"] = os.devnull  # no perennial.toml from the working directory
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"{kind} {fmt} failed (exit {done.returncode})")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return Measurement(result.pop("seconds"), result.pop("rows"), result.pop("peak_rss_mb"), result)
+
+
+@dataclass
+class Row:
+    fmt: str
+    rows: int
+    peer: list[Measurement]
+    ours: list[Measurement]
+
+    @property
+    def peer_seconds(self) -> float:
+        return statistics.median(m.seconds for m in self.peer)
+
+    @property
+    def ours_seconds(self) -> float:
+        return statistics.median(m.seconds for m in self.ours)
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_seconds / self.peer_seconds
+
+
+def print_table(results: list[Row], repeat: int) -> None:
+    timing = f"median of {repeat} runs" if repeat > 1 else "1 run each"
+    print(f"\nresults ({timing}; each run in a fresh process):")
+    print(
+        f"\n| format | rows | peer s | peer rows/s | ours s | ours rows/s | ratio ours/peer "
+        f"| peak RSS peer MB | peak RSS ours MB | within {TARGET_RATIO:g}x |  ({timing})"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in results:
+        peer_rss = max(m.peak_rss_mb for m in r.peer)
+        ours_rss = max(m.peak_rss_mb for m in r.ours)
+        met = "yes" if r.ratio <= TARGET_RATIO else "NO"
+        print(
+            f"| {r.fmt} | {r.rows:,} | {r.peer_seconds:.2f} | {r.rows / r.peer_seconds:,.0f} "
+            f"| {r.ours_seconds:.2f} | {r.rows / r.ours_seconds:,.0f} | {r.ratio:.2f}x "
+            f"| {peer_rss:,.0f} | {ours_rss:,.0f} | {met} |"
+        )
+
+
+def print_phases(fmt: str, ours: Measurement) -> None:
+    phases = ours.extra.get("phases")
+    if not phases:
+        return
+    print(f"\nphases of ours, {fmt} ({ours.seconds:.2f} s):")
+    print("| phase | seconds | share | calls |")
+    print("|---|---:|---:|---:|")
+    for name, p in phases.items():
+        print(f"| {name.strip()} | {p['seconds']:.2f} | {p['share']:.0%} | {p['calls']:.0f} |")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.one:
+        return run_one(args)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise SystemExit(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    paths = ensure_data(args.rows, args.data_dir, formats)
+    results = [timed_runs(fmt, paths[fmt], args) for fmt in formats]
+    print_table(results, args.repeat)
+    if args.phases or args.profile:
+        for fmt in formats:
+            print(f"\ninstrumented run of ours, {fmt} ...", flush=True)
+            ours = measure("ours", fmt, paths[fmt], args, instrumented=True)
+            print_phases(fmt, ours)
+            if args.profile:
+                print(f"cProfile written to {args.profile}.{fmt}.txt")
+    met = all(r.ratio <= TARGET_RATIO for r in results)
+    print(
+        f"\ntarget (ours within {TARGET_RATIO:g}x of the bare copy): {'MET' if met else 'NOT MET'}"
+    )
+    return 0
+
+
+def timed_runs(fmt: str, path: Path, args: argparse.Namespace) -> Row:
+    """``--repeat`` alternating runs of the peer and ours on one file."""
+    row = Row(fmt, args.rows, [], [])
+    for run in range(1, args.repeat + 1):
+        for kind, runs in (("peer", row.peer), ("ours", row.ours)):
+            m = measure(kind, fmt, path, args)
+            runs.append(m)
+            print(
+                f"{fmt} run {run} {kind}: {m.seconds:.2f} s, {m.rows:,} rows, "
+                f"peak RSS {m.peak_rss_mb:,.0f} MB "
+                f"(after imports {m.extra['rss_start_mb']:,.0f} MB)",
+                flush=True,
+            )
+            # Honest comparison: both sides must have written every row.
+            assert m.rows == args.rows, (
+                f"{kind} {fmt}: {m.rows:,} rows stored of {args.rows:,} ({m.extra.get('report')})"
+            )
+    return row
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--formats", default="csv,parquet")
+    parser.add_argument(
+        "--phases", action="store_true", help="time ours by phase and by SQL statement"
+    )
+    parser.add_argument(
+        "--profile", default=None, help="cProfile ours; writes <PROFILE>.<format>.txt"
+    )
+    parser.add_argument("--one", choices=["peer", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--format", choices=FORMATS, help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rows < 1 or args.repeat < 1:
+        parser.error("--rows and --repeat must be positive")
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(main())
