@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     )
     operational_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of the operational store; default SQLite at <home>/perennial.db.",
+        description="SQLAlchemy URL of the operational store; default <home>/perennial.db.",
     )
     default_timezone: str = Field(
         default="Asia/Shanghai", description="Zone assumed for customers and sources without one."
@@ -76,6 +76,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        del dotenv_settings, file_secret_settings  # not used: one file and the environment
         toml_file = Path(os.environ.get("PERENNIAL_CONFIG", "perennial.toml"))
         return (
             init_settings,

@@ -29,7 +29,9 @@ def _big_orders(path: Path) -> Path:
     with path.open("w") as handle:
         handle.write(ORDER_HEADER + "\n")
         for i in range(ROWS):
-            handle.write(f"O{i},C{i % 5000},2025-{i % 12 + 1:02d}-01T10:00:00Z,{i % 97}.5,CNY,paid\n")
+            handle.write(
+                f"O{i},C{i % 5000},2025-{i % 12 + 1:02d}-01T10:00:00Z,{i % 97}.5,CNY,paid\n"
+            )
     return path
 
 

@@ -18,13 +18,15 @@ def _table(
 ) -> list[tuple[object, ...]]:
     paths = Warehouse(settings.warehouse).snapshot().paths(table)
     return duckdb.execute(
-        f"SELECT {columns} FROM read_parquet(?) WHERE {where} ORDER BY ALL", [paths]  # noqa: S608
+        f"SELECT {columns} FROM read_parquet(?) WHERE {where} ORDER BY ALL",
+        [paths],
     ).fetchall()
 
 
 def _customers(tmp_path: Path, *rows: str) -> Path:
-    return write_text(tmp_path / "customers.csv",
-                      "customer_id,created_at,phone,email\n" + "\n".join(rows) + "\n")
+    return write_text(
+        tmp_path / "customers.csv", "customer_id,created_at,phone,email\n" + "\n".join(rows) + "\n"
+    )
 
 
 def test_phones_and_emails_are_normalised_before_they_are_stored(
@@ -32,16 +34,23 @@ def test_phones_and_emails_are_normalised_before_they_are_stored(
 ) -> None:
     source = _customers(tmp_path, "C1,2025-01-01T00:00:00Z,+86 138-1234-5678, Li.Ming@Example.COM ")
     ingest_file(source, settings, table="customers", now=NOW)
-    assert _table(settings, "customers", "phone, email") == [("+8613812345678", "li.ming@example.com")]
+    assert _table(settings, "customers", "phone, email") == [
+        ("+8613812345678", "li.ming@example.com")
+    ]
     assert ("phone", "+8613812345678", "C1") in _table(
-        settings, "identities", "identity_type, identity_value, customer_id")
+        settings, "identities", "identity_type, identity_value, customer_id"
+    )
 
 
 def test_an_identify_event_merges_an_anonymous_trail_into_the_customer(
     settings: Settings, tmp_path: Path
 ) -> None:
-    ingest_file(_customers(tmp_path, "C1,2025-01-01T00:00:00Z,13812345678,li@example.com"),
-                settings, table="customers", now=NOW)
+    ingest_file(
+        _customers(tmp_path, "C1,2025-01-01T00:00:00Z,13812345678,li@example.com"),
+        settings,
+        table="customers",
+        now=NOW,
+    )
     events = write_text(
         tmp_path / "events.jsonl",
         '{"event_id":"E1","anonymous_id":"dev-1","event_type":"page_view","ts":"2025-02-01T00:00:00Z"}\n'
@@ -54,8 +63,9 @@ def test_an_identify_event_merges_an_anonymous_trail_into_the_customer(
     report = ingest_file(events, settings, table="events", now=NOW)
 
     assert report.identity_merges == 2
-    resolved = _table(settings, "identities",
-                      "identity_value, customer_id", "identity_type = 'anonymous_id'")
+    resolved = _table(
+        settings, "identities", "identity_value, customer_id", "identity_type = 'anonymous_id'"
+    )
     assert resolved == [("dev-1", "C1"), ("dev-2", "C1")]
     reasons = _table(settings, "identity_merges", "node_a, reason")
     assert ("anonymous_id:dev-2", "identify event email") in reasons
@@ -65,25 +75,34 @@ def test_a_phone_shared_by_two_known_customers_is_a_reported_conflict_not_a_merg
     settings: Settings, tmp_path: Path
 ) -> None:
     report = ingest_file(
-        _customers(tmp_path, "C1,2025-01-01T00:00:00Z,13812345678,",
-                   "C2,2025-01-02T00:00:00Z,138 1234 5678,"),
-        settings, table="customers", now=NOW,
+        _customers(
+            tmp_path,
+            "C1,2025-01-01T00:00:00Z,13812345678,",
+            "C2,2025-01-02T00:00:00Z,138 1234 5678,",
+        ),
+        settings,
+        table="customers",
+        now=NOW,
     )
     assert (report.accepted, report.identity_conflicts) == (2, 1)
     [(customer_a, customer_b, node_b)] = _table(
-        settings, "identity_conflicts", "customer_a, customer_b, node_b")
+        settings, "identity_conflicts", "customer_a, customer_b, node_b"
+    )
     assert {customer_a, customer_b} == {"C1", "C2"}
     assert node_b == "phone:+8613812345678"
-    owners = _table(settings, "identities",
-                    "customer_id", "identity_type = 'phone'")
+    owners = _table(settings, "identities", "customer_id", "identity_type = 'phone'")
     assert owners == [("C1",)]
 
 
 def test_a_later_batch_extends_a_stored_cluster_without_losing_its_members(
     settings: Settings, tmp_path: Path
 ) -> None:
-    ingest_file(_customers(tmp_path, "C1,2025-01-01T00:00:00Z,13812345678,"),
-                settings, table="customers", now=NOW)
+    ingest_file(
+        _customers(tmp_path, "C1,2025-01-01T00:00:00Z,13812345678,"),
+        settings,
+        table="customers",
+        now=NOW,
+    )
     events = write_text(
         tmp_path / "events.jsonl",
         '{"event_id":"E1","anonymous_id":"dev-1","event_type":"identify",'

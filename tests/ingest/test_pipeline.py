@@ -23,7 +23,8 @@ def _rows(settings: Settings, table: str, columns: str = "*") -> list[tuple[obje
     if not paths:
         return []
     return duckdb.execute(
-        f"SELECT {columns} FROM read_parquet(?) ORDER BY ALL", [paths]  # noqa: S608
+        f"SELECT {columns} FROM read_parquet(?) ORDER BY ALL",
+        [paths],
     ).fetchall()
 
 
@@ -63,11 +64,17 @@ def test_the_same_row_in_two_files_is_stored_once(settings: Settings, tmp_path: 
 def test_a_resent_id_with_other_values_is_quarantined_not_replaced(
     settings: Settings, tmp_path: Path
 ) -> None:
-    ingest_file(orders_csv(tmp_path / "a.csv", "O1,C1,2025-03-01T10:00:00Z,10,CNY,paid"),
-                settings, table="orders", now=NOW)
+    ingest_file(
+        orders_csv(tmp_path / "a.csv", "O1,C1,2025-03-01T10:00:00Z,10,CNY,paid"),
+        settings,
+        table="orders",
+        now=NOW,
+    )
     report = ingest_file(
         orders_csv(tmp_path / "b.csv", "O1,C1,2025-03-01T10:00:00Z,10,CNY,refunded"),
-        settings, table="orders", now=NOW,
+        settings,
+        table="orders",
+        now=NOW,
     )
 
     assert (report.accepted, report.quarantined) == (0, 1)
@@ -80,15 +87,25 @@ def test_a_resent_id_with_other_values_is_quarantined_not_replaced(
 def test_latest_wins_replaces_the_stored_row_when_the_mapping_says_so(
     settings: Settings, tmp_path: Path
 ) -> None:
-    mapping_file = write_text(tmp_path / "m.yaml", "table: orders\non_duplicate: latest_wins\n"
-                              "identity: identity\n")
+    mapping_file = write_text(
+        tmp_path / "m.yaml", "table: orders\non_duplicate: latest_wins\nidentity: identity\n"
+    )
     mapping = load_mapping(mapping_file)
-    ingest_file(orders_csv(tmp_path / "a.csv", "O1,C1,2025-03-01T10:00:00Z,10,CNY,paid",
-                           "O2,C1,2025-03-02T10:00:00Z,5,CNY,paid"),
-                settings, mapping=mapping, now=NOW)
+    ingest_file(
+        orders_csv(
+            tmp_path / "a.csv",
+            "O1,C1,2025-03-01T10:00:00Z,10,CNY,paid",
+            "O2,C1,2025-03-02T10:00:00Z,5,CNY,paid",
+        ),
+        settings,
+        mapping=mapping,
+        now=NOW,
+    )
     report = ingest_file(
         orders_csv(tmp_path / "b.csv", "O1,C1,2025-03-01T10:00:00Z,10,CNY,refunded"),
-        settings, mapping=mapping, now=NOW,
+        settings,
+        mapping=mapping,
+        now=NOW,
     )
 
     assert (report.accepted, report.replaced, report.quarantined) == (1, 1, 0)

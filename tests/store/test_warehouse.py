@@ -52,7 +52,8 @@ def test_files_of_a_crashed_writer_are_removed_by_the_next_writer(tmp_path: Path
         txn.append_arrow("things", pa.table({"x": [4]}))
 
     assert [p.name for p in _parquet_files(tmp_path / "w")] == [
-        Path(f.path).name for f in warehouse.snapshot().files("things")]
+        Path(f.path).name for f in warehouse.snapshot().files("things")
+    ]
 
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path: Path) -> None:
@@ -80,16 +81,22 @@ def test_an_ingest_that_fails_at_commit_stores_nothing(
     report = ingest_file(source, settings, table="orders", now=NOW)
     assert report.accepted == 1
     assert len(_parquet_files(settings.warehouse)) == len(
-        [f for files in Warehouse(settings.warehouse).snapshot().tables.values() for f in files])
+        [f for files in Warehouse(settings.warehouse).snapshot().tables.values() for f in files]
+    )
 
 
 def test_compaction_merges_small_files_and_keeps_every_row(
     settings: Settings, tmp_path: Path
 ) -> None:
     for day in range(1, 6):
-        ingest_file(orders_csv(tmp_path / f"o{day}.csv",
-                               f"O{day},C1,2025-03-0{day}T10:00:00Z,{day},CNY,paid"),
-                    settings, table="orders", now=NOW)
+        ingest_file(
+            orders_csv(
+                tmp_path / f"o{day}.csv", f"O{day},C1,2025-03-0{day}T10:00:00Z,{day},CNY,paid"
+            ),
+            settings,
+            table="orders",
+            now=NOW,
+        )
     warehouse = Warehouse(settings.warehouse)
     before = warehouse.snapshot()
     con = connect(settings)
@@ -99,8 +106,10 @@ def test_compaction_merges_small_files_and_keeps_every_row(
     assert len(before.files("orders")) == 5
     assert len(after.files("orders")) == 1
     assert result.files_after < result.files_before
-    rows = con.execute("SELECT order_id, amount FROM read_parquet(?) ORDER BY 1",
-                       [after.paths("orders")]).fetchall()
+    rows = con.execute(
+        "SELECT order_id, amount FROM read_parquet(?) ORDER BY 1", [after.paths("orders")]
+    ).fetchall()
     assert [r[0] for r in rows] == ["O1", "O2", "O3", "O4", "O5"]
-    assert duckdb.execute("SELECT count(*) FROM read_parquet(?)",
-                          [before.paths("orders")]).fetchall() == [(5,)]
+    assert duckdb.execute(
+        "SELECT count(*) FROM read_parquet(?)", [before.paths("orders")]
+    ).fetchall() == [(5,)]

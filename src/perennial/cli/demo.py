@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from perennial.cli.output import console, ingest_summary, progress_bar, reasons_table
+from perennial.cli.output import (
+    console,
+    ingest_summary,
+    progress_bar,
+    progress_callback,
+    reasons_table,
+)
 from perennial.config import load_settings
 from perennial.demo import generate_demo
 from perennial.ingest.jobs import ingest_as_job
@@ -30,7 +36,9 @@ def generate_command(
     with progress_bar() as bar:
         task = bar.add_task("generate", total=None)
         dataset = generate_demo(
-            out, customers=customers, seed=seed,
+            out,
+            customers=customers,
+            seed=seed,
             progress=lambda stage: bar.update(task, description=stage),
         )
     for demo_file in dataset.files:
@@ -48,25 +56,30 @@ def run_command(
     with progress_bar() as bar:
         task = bar.add_task("generate", total=None)
         dataset = generate_demo(
-            out, customers=customers, seed=seed,
+            out,
+            customers=customers,
+            seed=seed,
             progress=lambda stage: bar.update(task, description=stage),
         )
         bar.remove_task(task)
         reports = []
         for demo_file in dataset.files:
             task = bar.add_task(f"ingest {demo_file.path.name}", total=demo_file.rows)
-            reports.append(ingest_as_job(
-                demo_file.path, settings, table=demo_file.table,
-                progress=lambda rows, t=task: bar.update(t, completed=rows),
-            ))
+            reports.append(
+                ingest_as_job(
+                    demo_file.path,
+                    settings,
+                    table=demo_file.table,
+                    progress=progress_callback(bar, task),
+                )
+            )
             bar.remove_task(task)
     console.print(ingest_summary(reports))
     reasons = reasons_table(reports)
     if reasons is not None:
         console.print(reasons)
     summary = store_summary(settings)
-    revenue = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in
-                        summary.revenue.items())
+    revenue = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in summary.revenue.items())
     console.print(
         f"[bold]customers[/] {summary.customers:,}   [bold]orders[/] {summary.orders:,}   "
         f"[bold]events[/] {summary.events:,}   [bold]revenue[/] {revenue or '0'}   "

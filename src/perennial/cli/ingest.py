@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from perennial.cli.output import console, ingest_summary, progress_bar, reasons_table
+from perennial.cli.output import (
+    console,
+    ingest_summary,
+    progress_bar,
+    progress_callback,
+    reasons_table,
+)
 from perennial.config import load_settings
 from perennial.errors import ExitCode
 from perennial.ingest.jobs import ingest_as_job
@@ -45,8 +51,13 @@ def ingest_command(
         for path in files:
             task = bar.add_task(f"ingest {path.name}", total=None)
             reports.append(
-                ingest_as_job(path, settings, mapping=loaded, table=table,
-                              progress=lambda rows, t=task: bar.update(t, completed=rows))
+                ingest_as_job(
+                    path,
+                    settings,
+                    mapping=loaded,
+                    table=table,
+                    progress=progress_callback(bar, task),
+                )
             )
             bar.remove_task(task)
     console.print(ingest_summary(reports))
@@ -71,8 +82,15 @@ def quarantine_command(
     for name in ("batch", "table", "file", "line", "column", "reason", "row as read"):
         view.add_column(name, overflow="fold")
     for row in rows:
-        view.add_row(row.batch_id, row.table_name, row.source_file, str(row.source_line),
-                     row.column_name or "", row.reason, row.raw)
+        view.add_row(
+            row.batch_id,
+            row.table_name,
+            row.source_file,
+            str(row.source_line),
+            row.column_name or "",
+            row.reason,
+            row.raw,
+        )
     console.print(view)
 
 

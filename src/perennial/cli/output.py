@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -15,7 +18,13 @@ from rich.table import Table
 
 from perennial.ingest.report import IngestReport
 
-__all__ = ["console", "ingest_summary", "progress_bar", "reasons_table"]
+__all__ = [
+    "console",
+    "ingest_summary",
+    "progress_bar",
+    "progress_callback",
+    "reasons_table",
+]
 
 console = Console()
 
@@ -34,16 +43,44 @@ def progress_bar() -> Progress:
     )
 
 
+def progress_callback(bar: Progress, task: TaskID) -> Callable[[int], None]:
+    """A callback that moves ``task`` to the number of rows read so far."""
+
+    def advance(rows: int) -> None:
+        bar.update(task, completed=rows)
+
+    return advance
+
+
 def ingest_summary(reports: list[IngestReport]) -> Table:
     table = Table(title="Ingest summary", show_lines=False)
-    for name in ("file", "table", "read", "accepted", "quarantined", "dup. in file",
-                 "already stored", "replaced", "id merges", "id conflicts", "seconds"):
+    for name in (
+        "file",
+        "table",
+        "read",
+        "accepted",
+        "quarantined",
+        "dup. in file",
+        "already stored",
+        "replaced",
+        "id merges",
+        "id conflicts",
+        "seconds",
+    ):
         table.add_column(name, justify="left" if name in ("file", "table") else "right")
     for r in reports:
         table.add_row(
-            r.source_file, r.table, f"{r.rows_read:,}", f"{r.accepted:,}", f"{r.quarantined:,}",
-            f"{r.duplicates_in_batch:,}", f"{r.already_stored:,}", f"{r.replaced:,}",
-            f"{r.identity_merges:,}", f"{r.identity_conflicts:,}", f"{r.seconds:.1f}",
+            r.source_file,
+            r.table,
+            f"{r.rows_read:,}",
+            f"{r.accepted:,}",
+            f"{r.quarantined:,}",
+            f"{r.duplicates_in_batch:,}",
+            f"{r.already_stored:,}",
+            f"{r.replaced:,}",
+            f"{r.identity_merges:,}",
+            f"{r.identity_conflicts:,}",
+            f"{r.seconds:.1f}",
         )
     return table
 

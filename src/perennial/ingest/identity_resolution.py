@@ -44,15 +44,31 @@ IDENTITIES_SCHEMA = pa.schema(
     ]
 )
 _MERGES_SCHEMA = pa.schema(
-    [("merged_at", _TS), ("node_a", pa.string()), ("node_b", pa.string()),
-     ("from_cluster", pa.string()), ("into_cluster", pa.string()), ("customer_id", pa.string()),
-     ("reason", pa.string()), ("source_file", pa.string()), ("source_line", pa.int64()),
-     ("batch_id", pa.string())]
+    [
+        ("merged_at", _TS),
+        ("node_a", pa.string()),
+        ("node_b", pa.string()),
+        ("from_cluster", pa.string()),
+        ("into_cluster", pa.string()),
+        ("customer_id", pa.string()),
+        ("reason", pa.string()),
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+        ("batch_id", pa.string()),
+    ]
 )
 _CONFLICTS_SCHEMA = pa.schema(
-    [("at", _TS), ("node_a", pa.string()), ("node_b", pa.string()),
-     ("customer_a", pa.string()), ("customer_b", pa.string()), ("reason", pa.string()),
-     ("source_file", pa.string()), ("source_line", pa.int64()), ("batch_id", pa.string())]
+    [
+        ("at", _TS),
+        ("node_a", pa.string()),
+        ("node_b", pa.string()),
+        ("customer_a", pa.string()),
+        ("customer_b", pa.string()),
+        ("reason", pa.string()),
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+        ("batch_id", pa.string()),
+    ]
 )
 _CUSTOMER_IDENTIFIERS = ("phone", "email", "wechat_openid", "wechat_unionid")
 
@@ -104,8 +120,16 @@ def _customer_evidence(
         nodes.append((customer, at))
         for kind, value in zip(_CUSTOMER_IDENTIFIERS, identifiers, strict=True):
             if value is not None:
-                links.append(Link(customer, Node(kind, value), f"customer record {kind}", at,
-                                  source_file, line))
+                links.append(
+                    Link(
+                        customer,
+                        Node(kind, value),
+                        f"customer record {kind}",
+                        at,
+                        source_file,
+                        line,
+                    )
+                )
     return nodes, links
 
 
@@ -134,12 +158,14 @@ def _event_evidence(
         device = Node("anonymous_id", anonymous_id)
         reason = "identify event" if event_type == "identify" else f"{event_type} event"
         if customer_id is not None:
-            links.append(Link(device, Node("customer_id", customer_id), reason, ts,
-                              source_file, line))
+            links.append(
+                Link(device, Node("customer_id", customer_id), reason, ts, source_file, line)
+            )
         if event_type == "identify" and properties:
             for trait in _traits(properties):
-                links.append(Link(device, trait, f"identify event {trait.kind}", ts,
-                                  source_file, line))
+                links.append(
+                    Link(device, trait, f"identify event {trait.kind}", ts, source_file, line)
+                )
     return nodes, links
 
 
@@ -167,23 +193,28 @@ def _touched_memberships(
     if not stored:
         return []
     touched = {node for node, _ in nodes} | {n for link in links for n in (link.a, link.b)}
-    keys = pa.table({
-        "identity_type": [n.kind for n in touched],
-        "identity_value": [n.value for n in touched],
-    })
+    keys = pa.table(
+        {
+            "identity_type": [n.kind for n in touched],
+            "identity_value": [n.value for n in touched],
+        }
+    )
     con.register("batch_nodes", keys)
     rows = con.execute(
         """
         WITH stored AS (SELECT * FROM read_parquet(?))
         SELECT identity_type, identity_value, cluster_id, customer_id, first_seen_at FROM stored
         WHERE cluster_id IN (
-            SELECT s.cluster_id FROM stored s JOIN batch_nodes b USING (identity_type, identity_value))
+            SELECT s.cluster_id FROM stored s
+            JOIN batch_nodes b USING (identity_type, identity_value))
         """,
         [stored],
     ).fetchall()
     con.unregister("batch_nodes")
-    return [Membership(Node(kind, value), cluster, customer, seen)
-            for kind, value, cluster, customer, seen in rows]
+    return [
+        Membership(Node(kind, value), cluster, customer, seen)
+        for kind, value, cluster, customer, seen in rows
+    ]
 
 
 def _write_memberships(
@@ -193,9 +224,16 @@ def _write_memberships(
     if not changed:
         return
     updates = pa.Table.from_pylist(
-        [{"identity_type": m.node.kind, "identity_value": m.node.value,
-          "cluster_id": m.cluster_id, "customer_id": m.customer_id,
-          "first_seen_at": m.first_seen_at} for m in changed],
+        [
+            {
+                "identity_type": m.node.kind,
+                "identity_value": m.node.value,
+                "cluster_id": m.cluster_id,
+                "customer_id": m.customer_id,
+                "first_seen_at": m.first_seen_at,
+            }
+            for m in changed
+        ],
         schema=IDENTITIES_SCHEMA,
     )
     old = txn.files(IDENTITIES_TABLE)
@@ -220,16 +258,32 @@ def _write_memberships(
 
 def _write_history(txn: Transaction, graph: IdentityGraph) -> None:
     merges = [
-        {"merged_at": m.merged_at, "node_a": m.node_a_key, "node_b": m.node_b_key,
-         "from_cluster": m.from_cluster, "into_cluster": m.into_cluster,
-         "customer_id": m.customer_id, "reason": m.reason, "source_file": m.source_file,
-         "source_line": m.source_line, "batch_id": txn.batch_id}
+        {
+            "merged_at": m.merged_at,
+            "node_a": m.node_a_key,
+            "node_b": m.node_b_key,
+            "from_cluster": m.from_cluster,
+            "into_cluster": m.into_cluster,
+            "customer_id": m.customer_id,
+            "reason": m.reason,
+            "source_file": m.source_file,
+            "source_line": m.source_line,
+            "batch_id": txn.batch_id,
+        }
         for m in graph.merges
     ]
     conflicts = [
-        {"at": c.at, "node_a": c.node_a_key, "node_b": c.node_b_key, "customer_a": c.customer_a,
-         "customer_b": c.customer_b, "reason": c.reason, "source_file": c.source_file,
-         "source_line": c.source_line, "batch_id": txn.batch_id}
+        {
+            "at": c.at,
+            "node_a": c.node_a_key,
+            "node_b": c.node_b_key,
+            "customer_a": c.customer_a,
+            "customer_b": c.customer_b,
+            "reason": c.reason,
+            "source_file": c.source_file,
+            "source_line": c.source_line,
+            "batch_id": txn.batch_id,
+        }
         for c in graph.conflicts
     ]
     txn.append_arrow(MERGES_TABLE, pa.Table.from_pylist(merges, schema=_MERGES_SCHEMA))

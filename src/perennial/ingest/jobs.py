@@ -37,7 +37,10 @@ def ingest_as_job(
     except BaseException as error:
         finish_job(settings, job_id, "failed", f"{type(error).__name__}: {error}")
         raise
-    detail = {"batch_id": report.batch_id, "accepted": report.accepted,
-              "quarantined": report.quarantined}
+    detail = {
+        "batch_id": report.batch_id,
+        "accepted": report.accepted,
+        "quarantined": report.quarantined,
+    }
     finish_job(settings, job_id, "committed", orjson.dumps(detail).decode())
     return report

@@ -138,8 +138,11 @@ def _merge(
 ) -> MergeResult:
     if not staged:
         empty = pa.table(
-            {"_source_line": pa.array([], pa.int64()), "reason": pa.array([], pa.string()),
-             "raw": pa.array([], pa.string())}
+            {
+                "_source_line": pa.array([], pa.int64()),
+                "reason": pa.array([], pa.string()),
+                "raw": pa.array([], pa.string()),
+            }
         )
         return MergeResult(0, 0, 0, 0, empty)
     return merge_rows(
@@ -160,9 +163,9 @@ def _rejected_rows(rejected_dir: Path, merged: MergeResult) -> pl.DataFrame:
     conflicts = pl.from_arrow(merged.conflicts)
     assert isinstance(conflicts, pl.DataFrame)  # noqa: S101
     frames.append(
-        conflicts.with_columns(
-            pl.col("reason").str.extract(r"^(\w+):").alias("column")
-        ).select(list(REJECTED_SCHEMA))
+        conflicts.with_columns(pl.col("reason").str.extract(r"^(\w+):").alias("column")).select(
+            list(REJECTED_SCHEMA)
+        )
     )
     return pl.concat([f.cast(REJECTED_SCHEMA) for f in frames]).sort("_source_line")  # type: ignore[arg-type]
 

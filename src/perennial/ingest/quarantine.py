@@ -17,8 +17,13 @@ from perennial.config import Settings
 from perennial.store.engine import connect
 from perennial.store.warehouse import Warehouse
 
-__all__ = ["QUARANTINE_SCHEMA", "QUARANTINE_TABLE", "QuarantinedRow", "list_quarantine",
-           "reason_kind"]
+__all__ = [
+    "QUARANTINE_SCHEMA",
+    "QUARANTINE_TABLE",
+    "QuarantinedRow",
+    "list_quarantine",
+    "reason_kind",
+]
 
 QUARANTINE_TABLE = "quarantine"
 QUARANTINE_SCHEMA = pa.schema(

@@ -308,7 +308,9 @@ def _read_csv_exact(
         try:
             yield from _batches_of_split_rows(rows(), names)
         except csv.Error as error:
-            raise IngestError(str(path), f"cannot parse as CSV: {error}", line=reader.line_num)
+            raise IngestError(
+                str(path), f"cannot parse as CSV: {error}", line=reader.line_num
+            ) from None
 
 
 def _batches_of_split_rows(

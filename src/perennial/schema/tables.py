@@ -159,17 +159,36 @@ ORDERS = Table(
     key="order_id",
     time_column="placed_at",
     columns=(
-        Column("order_id", Kind.STRING, "The business's order id, or one derived from the row's "
-               "content when the source has none.", required=True),
+        Column(
+            "order_id",
+            Kind.STRING,
+            "The business's order id, or one derived from the row's "
+            "content when the source has none.",
+            required=True,
+        ),
         Column("customer_id", Kind.STRING, "Who placed the order.", required=True),
         Column("placed_at", Kind.TIMESTAMP, "When the order was placed, UTC.", required=True),
-        Column("amount", Kind.DECIMAL, "Amount paid, in `currency`, after discounts.",
-               required=True, non_negative=True),
+        Column(
+            "amount",
+            Kind.DECIMAL,
+            "Amount paid, in `currency`, after discounts.",
+            required=True,
+            non_negative=True,
+        ),
         Column("currency", Kind.CURRENCY, "ISO 4217 code (CNY, USD, ...).", required=True),
-        Column("status", Kind.ENUM, "paid, refunded or cancelled.", required=True,
-               choices=tuple(OrderStatus)),
-        Column("item_count", Kind.INTEGER, "Number of units in the order, when known.",
-               non_negative=True),
+        Column(
+            "status",
+            Kind.ENUM,
+            "paid, refunded or cancelled.",
+            required=True,
+            choices=tuple(OrderStatus),
+        ),
+        Column(
+            "item_count",
+            Kind.INTEGER,
+            "Number of units in the order, when known.",
+            non_negative=True,
+        ),
         Column("coupon_code", Kind.STRING, "Coupon redeemed on the order, if any."),
         Column("channel", Kind.STRING, "Sales channel (app, web, store, mini-program, ...)."),
     ),
@@ -181,16 +200,28 @@ ORDER_ITEMS = Table(
     key="item_id",
     time_column="placed_at",
     columns=(
-        Column("item_id", Kind.STRING, "Line id; derived from order, product and position "
-               "when the source has none.", required=True),
+        Column(
+            "item_id",
+            Kind.STRING,
+            "Line id; derived from order, product and position when the source has none.",
+            required=True,
+        ),
         Column("order_id", Kind.STRING, "The order this line belongs to.", required=True),
-        Column("placed_at", Kind.TIMESTAMP, "The order's time, repeated so lines partition "
-               "with their order.", required=True),
+        Column(
+            "placed_at",
+            Kind.TIMESTAMP,
+            "The order's time, repeated so lines partition with their order.",
+            required=True,
+        ),
         Column("product_id", Kind.STRING, "Product or SKU.", required=True),
         Column("category", Kind.STRING, "Product category (for category purchase cycles)."),
         Column("quantity", Kind.INTEGER, "Units bought.", required=True, non_negative=True),
-        Column("unit_price", Kind.DECIMAL, "Price of one unit, in the order's currency.",
-               non_negative=True),
+        Column(
+            "unit_price",
+            Kind.DECIMAL,
+            "Price of one unit, in the order's currency.",
+            non_negative=True,
+        ),
     ),
 )
 
@@ -200,13 +231,22 @@ EVENTS = Table(
     key="event_id",
     time_column="ts",
     columns=(
-        Column("event_id", Kind.STRING, "Event id; derived from the content when the source "
-               "has none.", required=True),
+        Column(
+            "event_id",
+            Kind.STRING,
+            "Event id; derived from the content when the source has none.",
+            required=True,
+        ),
         Column("customer_id", Kind.STRING, "Known customer, if the source knows them."),
         Column("anonymous_id", Kind.STRING, "Device or cookie id for visitors not yet known."),
-        Column("event_type", Kind.STRING, "Open vocabulary: login, page_view, add_to_cart, "
-               "search, coupon_redeemed, complaint, refund_request, survey_answer, "
-               "course_purchased, lesson_completed, exam_passed, identify, ...", required=True),
+        Column(
+            "event_type",
+            Kind.STRING,
+            "Open vocabulary: login, page_view, add_to_cart, "
+            "search, coupon_redeemed, complaint, refund_request, survey_answer, "
+            "course_purchased, lesson_completed, exam_passed, identify, ...",
+            required=True,
+        ),
         Column("ts", Kind.TIMESTAMP, "When it happened, UTC.", required=True),
         Column("properties", Kind.JSON, "Event details as a JSON object."),
     ),

@@ -13,6 +13,7 @@ All SQL here is built from the canonical schema's own column names; user
 values only ever arrive as data in Parquet files, never as SQL text.
 """
 
+# ruff: noqa: S608 - SQL text is built only from schema column names (see docstring)
 from __future__ import annotations
 
 import uuid
@@ -60,25 +61,25 @@ def merge_rows(
         SELECT i.*, row_number() OVER (PARTITION BY {key} ORDER BY _source_line {order}) AS _rank
         FROM incoming i WHERE {key} IN (
             SELECT {key} FROM incoming GROUP BY {key} HAVING count(*) > 1)
-    """)  # noqa: S608
+    """)
     _add_content_hash(con, "ranked", table)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE batch_losers AS
         SELECT r.*, w._content AS _winner_content, w._source_line AS _winner_line
         FROM ranked r JOIN ranked w ON w.{key} = r.{key} AND w._rank = 1 WHERE r._rank > 1
-    """)  # noqa: S608
+    """)
     duplicates_in_batch = _count(con, "batch_losers WHERE _content = _winner_content")
     batch_conflicts = con.sql(f"""
         SELECT _source_line, '{table.key}: repeated in this file with other values (id '''
             || {key} || ''', first at line ' || _winner_line || ')' AS reason,
             {_row_json(table)} AS raw
         FROM batch_losers WHERE _content <> _winner_content
-    """).to_arrow_table()  # noqa: S608
+    """).to_arrow_table()
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE candidates AS
         SELECT * FROM incoming WHERE ({key}, _source_line) NOT IN (
             SELECT ({key}, _source_line) FROM batch_losers)
-    """)  # noqa: S608
+    """)
     stored = _stored_matches(con, txn, table)
     already_stored = _count(con, "stored_matches WHERE _stored_content = _content")
     conflicts = [batch_conflicts]
@@ -87,22 +88,28 @@ def merge_rows(
         if latest_wins:
             replaced = _drop_replaced_rows(con, txn, table)
         else:
-            conflicts.append(con.sql(f"""
+            conflicts.append(
+                con.sql(f"""
                 SELECT _source_line, '{table.key}: already stored with other values (id '''
                     || {key} || ''' from ' || _stored_file || ' line ' || _stored_line || ')'
                     AS reason,
                     {_row_json(table)} AS raw
                 FROM stored_matches WHERE _stored_content <> _content
-            """).to_arrow_table())  # noqa: S608
-    skip = "" if not stored else f"""
+            """).to_arrow_table()
+            )
+    skip = (
+        ""
+        if not stored
+        else f"""
         WHERE {key} NOT IN (SELECT {key} FROM stored_matches
                             WHERE _stored_content = _content OR NOT ?)"""
+    )
     columns = ", ".join(_quoted(c) for c in table.column_names)
     query = f"""
         SELECT {columns}, ? AS _batch_id, ? AS _source_file, _source_line,
                CAST(? AS TIMESTAMPTZ) AS _ingested_at
         FROM candidates {skip}
-    """  # noqa: S608
+    """
     params: list[object] = [txn.batch_id, source_file, committed_at]
     if stored:
         params.append(latest_wins)
@@ -125,9 +132,7 @@ _CONFLICT_SCHEMA = pa.schema(
 def _load_incoming(
     con: duckdb.DuckDBPyConnection, table: Table, staged: list[str], *, derive_key: bool
 ) -> None:
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM read_parquet(?)", [staged]
-    )
+    con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM read_parquet(?)", [staged])
     if not derive_key:
         return
     content = _content_expression(table, exclude_key=True)
@@ -138,7 +143,7 @@ def _load_incoming(
         SELECT * REPLACE ('h' || substr(md5(_c || {_SEP} || CAST(row_number() OVER (
                    PARTITION BY _c ORDER BY _source_line) AS VARCHAR)), 1, 24) AS {key})
         FROM (SELECT *, {content} AS _c FROM incoming)
-    """)  # noqa: S608
+    """)
     con.execute("ALTER TABLE incoming DROP COLUMN _c")
 
 
@@ -158,7 +163,7 @@ def _content_expression(table: Table, *, exclude_key: bool = False, prefix: str 
 
 def _add_content_hash(con: duckdb.DuckDBPyConnection, relation: str, table: Table) -> None:
     con.execute(f"ALTER TABLE {relation} ADD COLUMN _content VARCHAR")
-    con.execute(f"UPDATE {relation} SET _content = {_content_expression(table)}")  # noqa: S608
+    con.execute(f"UPDATE {relation} SET _content = {_content_expression(table)}")
 
 
 def _stored_matches(con: duckdb.DuckDBPyConnection, txn: Transaction, table: Table) -> bool:
@@ -166,16 +171,17 @@ def _stored_matches(con: duckdb.DuckDBPyConnection, txn: Transaction, table: Tab
     key = _quoted(table.key)
     existing = txn.paths(table.name)
     if not existing:
-        con.execute(f"""
+        con.execute("""
             CREATE OR REPLACE TEMP TABLE stored_matches AS
             SELECT *, '' AS _content, '' AS _stored_content, '' AS _stored_file,
                    0 AS _stored_line, '' AS _filename FROM candidates LIMIT 0
-        """)  # noqa: S608
+        """)
         return False
     content = _content_expression(table)
-    con.execute(f"""
+    con.execute(
+        f"""
         CREATE OR REPLACE TEMP TABLE stored_matches AS
-        SELECT c.*, {_content_expression(table, prefix='c.')} AS _content,
+        SELECT c.*, {_content_expression(table, prefix="c.")} AS _content,
                s._stored_content, s._stored_file, s._stored_line, s._filename
         FROM candidates c JOIN (
             SELECT {key}, {content} AS _stored_content, _source_file AS _stored_file,
@@ -183,7 +189,9 @@ def _stored_matches(con: duckdb.DuckDBPyConnection, txn: Transaction, table: Tab
             FROM read_parquet(?, filename = true)
             WHERE {key} IN (SELECT {key} FROM candidates)
         ) s USING ({key})
-    """, [existing])  # noqa: S608
+    """,
+        [existing],
+    )
     return _count(con, "stored_matches") > 0
 
 
@@ -200,22 +208,24 @@ def _drop_replaced_rows(con: duckdb.DuckDBPyConnection, txn: Transaction, table:
     for (filename,) in changed:
         old = by_path[filename]
         target = txn.scratch_dir(f"rewrite-{uuid.uuid4().hex[:8]}") / "part.parquet"
-        con.execute(f"""
+        con.execute(
+            f"""
             COPY (SELECT * FROM read_parquet(?) WHERE {key} NOT IN (
                 SELECT {key} FROM stored_matches WHERE _stored_content <> _content))
             TO '{target}' (FORMAT parquet, COMPRESSION zstd)
-        """, [filename])  # noqa: S608
+        """,
+            [filename],
+        )
         txn.replace_files(table.name, [old], [])
         txn.adopt_file(table.name, target, old.partition)
     return replaced
 
 
 def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
-    rows = con.execute(f"SELECT count(*) FROM {relation}").fetchall()  # noqa: S608
+    rows = con.execute(f"SELECT count(*) FROM {relation}").fetchall()
     return int(rows[0][0])
 
 
 def _quoted(name: str | None) -> str:
     assert name is not None  # noqa: S101
     return '"' + name.replace('"', '""') + '"'
-

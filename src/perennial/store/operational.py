@@ -19,8 +19,15 @@ from sqlalchemy.engine import Engine
 
 from perennial.config import Settings
 
-__all__ = ["JOBS", "METADATA", "create_engine_for", "finish_job", "migrate", "recent_jobs",
-           "start_job"]
+__all__ = [
+    "JOBS",
+    "METADATA",
+    "create_engine_for",
+    "finish_job",
+    "migrate",
+    "recent_jobs",
+    "start_job",
+]
 
 METADATA = sa.MetaData()
 
@@ -81,24 +88,27 @@ def _connection(settings: Settings) -> Iterator[sa.Connection]:
 
 def start_job(settings: Settings, job_id: str, kind: str, subject: str) -> None:
     with _connection(settings) as connection:
-        connection.execute(JOBS.insert().values(
-            job_id=job_id, kind=kind, subject=subject, status="running",
-            started_at=datetime.now(UTC),
-        ))
+        connection.execute(
+            JOBS.insert().values(
+                job_id=job_id,
+                kind=kind,
+                subject=subject,
+                status="running",
+                started_at=datetime.now(UTC),
+            )
+        )
 
 
 def finish_job(settings: Settings, job_id: str, status: str, detail: str) -> None:
     with _connection(settings) as connection:
         connection.execute(
-            JOBS.update().where(JOBS.c.job_id == job_id).values(
-                status=status, finished_at=datetime.now(UTC), detail=detail
-            )
+            JOBS.update()
+            .where(JOBS.c.job_id == job_id)
+            .values(status=status, finished_at=datetime.now(UTC), detail=detail)
         )
 
 
 def recent_jobs(settings: Settings, limit: int = 20) -> list[sa.Row[tuple[object, ...]]]:
     with _connection(settings) as connection:
-        result = connection.execute(
-            sa.select(JOBS).order_by(JOBS.c.started_at.desc()).limit(limit)
-        )
+        result = connection.execute(sa.select(JOBS).order_by(JOBS.c.started_at.desc()).limit(limit))
         return list(result)

@@ -36,19 +36,29 @@ def store_summary(settings: Settings) -> StoreSummary:
     if orders:
         con = connect(settings)
         try:
-            revenue = dict(con.execute(
-                "SELECT currency, sum(amount) FROM read_parquet(?) WHERE status = 'paid' "
-                "GROUP BY currency ORDER BY currency", [orders]).fetchall())
+            revenue = dict(
+                con.execute(
+                    "SELECT currency, sum(amount) FROM read_parquet(?) WHERE status = 'paid' "
+                    "GROUP BY currency ORDER BY currency",
+                    [orders],
+                ).fetchall()
+            )
             known = snapshot.paths("customers")
             customers = con.execute(
                 "SELECT count(DISTINCT customer_id) FROM (SELECT customer_id FROM "
                 "read_parquet(?) UNION ALL SELECT customer_id FROM read_parquet(?))",
-                [orders, known or orders]).fetchall()[0][0]
+                [orders, known or orders],
+            ).fetchall()[0][0]
         finally:
             con.close()
     return StoreSummary(
-        version=snapshot.version, rows=rows, files=files, customers=customers,
-        orders=rows.get("orders", 0), events=rows.get("events", 0), revenue=revenue,
+        version=snapshot.version,
+        rows=rows,
+        files=files,
+        customers=customers,
+        orders=rows.get("orders", 0),
+        events=rows.get("events", 0),
+        revenue=revenue,
         quarantined=rows.get("quarantine", 0),
     )
 
@@ -62,7 +72,9 @@ def recent_batches(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
         relation = con.execute(
             "SELECT batch_id, table_name, source_file, committed_at, rows_read, accepted, "
             "quarantined, duplicates_in_batch, already_stored, replaced FROM read_parquet(?) "
-            "ORDER BY committed_at DESC LIMIT ?", [paths, limit])
+            "ORDER BY committed_at DESC LIMIT ?",
+            [paths, limit],
+        )
         names = [d[0] for d in relation.description or []]
         return [dict(zip(names, row, strict=True)) for row in relation.fetchall()]
     finally:

@@ -137,9 +137,7 @@ class Warehouse:
     def _versions(self) -> list[int]:
         if not self._manifest_dir.is_dir():
             return []
-        return sorted(
-            int(p.stem) for p in self._manifest_dir.glob("*.json") if p.stem.isdigit()
-        )
+        return sorted(int(p.stem) for p in self._manifest_dir.glob("*.json") if p.stem.isdigit())
 
     def _remove_orphans(self, current: Snapshot) -> None:
         """Delete data files no manifest references: debris of a crashed writer.
@@ -204,7 +202,7 @@ class Transaction:
         pattern = f"part-{self.batch_id}-{uuid.uuid4().hex[:8]}-{{i}}"
         if partition_expr is None:
             con.execute(
-                f"COPY ({query}) TO '{out / (pattern.replace('{i}', '0') + '.parquet')}' "  # noqa: S608
+                f"COPY ({query}) TO '{out / (pattern.replace('{i}', '0') + '.parquet')}' "
                 "(FORMAT parquet, COMPRESSION zstd)",
                 params,
             )
@@ -261,14 +259,16 @@ class Transaction:
         try:
             os.link(temporary, manifest_dir / f"{version:010d}.json")
         except FileExistsError:
-            raise StoreError(f"{self.warehouse.root}: version {version} exists; lost a race") from None
+            raise StoreError(
+                f"{self.warehouse.root}: version {version} exists; lost a race"
+            ) from None
         finally:
             temporary.unlink()
         return self.warehouse.snapshot(version)
 
     def adopt_file(self, table: str, staged: Path, partition: str | None) -> int:
         """Move one staged file into ``table`` (in ``partition``) and register it."""
-        rows = pq.ParquetFile(staged).metadata.num_rows
+        rows = int(pq.ParquetFile(staged).metadata.num_rows)
         if rows == 0:
             staged.unlink()
             return 0
