@@ -158,6 +158,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_peer(fmt: str, path: Path, scratch: Path) -> dict[str, Any]:
     """Bare DuckDB: read the file, write the same rows as one Parquet file."""
     import duckdb
@@ -165,13 +170,13 @@ def run_peer(fmt: str, path: Path, scratch: Path) -> dict[str, Any]:
     rss_start = _peak_rss_mb()
     out = scratch / "out.parquet"
     reader = "read_csv(?, header = true)" if fmt == "csv" else "read_parquet(?)"
-    started = time.perf_counter()
+    cpu, started = _cpu_seconds(), time.perf_counter()
     con = duckdb.connect(config={"threads": THREADS})
     con.execute(f"COPY (SELECT * FROM {reader}) TO '{out}' (FORMAT parquet)", [str(path)])
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchall()[0][0]
     con.close()
-    return {"seconds": seconds, "rows": int(rows), "rss_start_mb": rss_start}
+    return {"seconds": seconds, "cpu_seconds": cpu, "rows": int(rows), "rss_start_mb": rss_start}
 
 
 def run_ours(
@@ -190,14 +195,15 @@ def run_ours(
 
         profiler = cProfile.Profile()
         profiler.enable()
-    started = time.perf_counter()
+    cpu, started = _cpu_seconds(), time.perf_counter()
     report = pipeline.ingest_file(path, settings, table="orders", now=NOW)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     if profiler is not None:
         profiler.disable()
         _write_profile(profiler, profile, seconds)  # type: ignore[arg-type]
     result: dict[str, Any] = {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "rows": report.accepted,
         "rss_start_mb": rss_start,
         "report": {
@@ -437,15 +443,19 @@ class Row:
     def ratio(self) -> float:
         return self.ours_seconds / self.peer_seconds
 
+    def cpu(self, runs: list[Measurement]) -> float:
+        return statistics.median(m.extra["cpu_seconds"] for m in runs)
+
 
 def print_table(results: list[Row], repeat: int) -> None:
     timing = f"median of {repeat} runs" if repeat > 1 else "1 run each"
     print(f"\nresults ({timing}; each run in a fresh process):")
     print(
         f"| format | rows | peer s | peer rows/s | ours s | ours rows/s | ratio ours/peer "
-        f"| peak RSS peer MB | peak RSS ours MB | within {TARGET_RATIO:g}x |"
+        f"| peak RSS peer MB | peak RSS ours MB | within {TARGET_RATIO:g}x "
+        f"| CPU s peer / ours (ratio) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in results:
         peer_rss = max(m.peak_rss_mb for m in r.peer)
         ours_rss = max(m.peak_rss_mb for m in r.ours)
@@ -453,7 +463,8 @@ def print_table(results: list[Row], repeat: int) -> None:
         print(
             f"| {r.fmt} | {r.rows:,} | {r.peer_seconds:.2f} | {r.rows / r.peer_seconds:,.0f} "
             f"| {r.ours_seconds:.2f} | {r.rows / r.ours_seconds:,.0f} | {r.ratio:.2f}x "
-            f"| {peer_rss:,.0f} | {ours_rss:,.0f} | {met} |"
+            f"| {peer_rss:,.0f} | {ours_rss:,.0f} | {met} "
+            f"| {r.cpu(r.peer):.1f} / {r.cpu(r.ours):.1f} ({r.cpu(r.ours) / r.cpu(r.peer):.1f}x) |"
         )
 
 
@@ -501,7 +512,8 @@ def timed_runs(fmt: str, path: Path, args: argparse.Namespace) -> Row:
             m = measure(kind, fmt, path, args)
             runs.append(m)
             print(
-                f"{fmt} run {run} {kind}: {m.seconds:.2f} s, {m.rows:,} rows, "
+                f"{fmt} run {run} {kind}: {m.seconds:.2f} s (CPU {m.extra['cpu_seconds']:.2f} s), "
+                f"{m.rows:,} rows, load {os.getloadavg()[0]:.2f}, "
                 f"peak RSS {m.peak_rss_mb:,.0f} MB "
                 f"(after imports {m.extra['rss_start_mb']:,.0f} MB)",
                 flush=True,

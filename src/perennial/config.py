@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from perennial.errors import ConfigError
 
 __all__ = ["Settings", "load_settings"]
 
@@ -86,5 +88,14 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from file and environment, with explicit overrides on top."""
-    return Settings(**overrides)
+    """Settings from file and environment, with explicit overrides on top.
+
+    An invalid value raises :class:`ConfigError` naming the key, never a traceback.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        source = os.environ.get("PERENNIAL_CONFIG", "perennial.toml") + " / PERENNIAL_* environment"
+        raise ConfigError(source, key, first["msg"].removeprefix("Value error, ")) from None

@@ -15,6 +15,7 @@ from perennial.ingest.identifiers import (
 )
 
 LI_MING = "+8613812345678"
+FULLWIDTH_DIGITS = "".join(chr(0xFF10 + digit) for digit in range(10))  # as typed by CJK IMEs
 
 
 # --- phones: scalar --------------------------------------------------------------------
@@ -36,7 +37,7 @@ LI_MING = "+8613812345678"
         "138\u00a01234\u30005678",
         "+86 (0) 138 1234 5678",
         "013812345678",
-        "１３８１２３４５６７８",
+        "13812345678".translate(str.maketrans("0123456789", FULLWIDTH_DIGITS)),
     ],
 )
 def test_every_common_spelling_of_a_mainland_mobile_is_one_e164_number(raw: str) -> None:
@@ -160,7 +161,7 @@ def test_the_polars_fast_path_agrees_with_phonenumbers_on_every_mobile_prefix() 
 
 
 _PLAIN_SEPARATORS = [" ", "-", ".", "(", ")"]
-_SEPARATORS = [*_PLAIN_SEPARATORS, "\t", "\n", "\u00a0", "\u3000", "/", "－", "（", "+"]
+_SEPARATORS = [*_PLAIN_SEPARATORS, "\t", "\n", "\u00a0", "\u3000", "/", "\uff0d", "\uff08", "+"]
 _MOBILE = st.builds(
     lambda second, rest: f"1{second}{rest}",
     st.sampled_from("0123456789"),
@@ -178,7 +179,7 @@ _FOREIGN = st.builds(
     st.text("0123456789", min_size=6, max_size=11),
 )
 _PREFIXES = ["", "+86", "0086", "86", "+86 ", "0", "+86 (0)", "(+86)", "+ 86", "+", "8686", "086"]
-_JUNK = st.text(st.sampled_from([*"0123456789+-(). abcxX@#*", "\t", "\u00a0", "１", "８"]))
+_JUNK = st.text(st.sampled_from([*"0123456789+-(). abcxX@#*", "\t", "\u00a0", "\uff11", "\uff18"]))
 
 
 @st.composite
@@ -197,7 +198,7 @@ def messy_phones(draw: st.DrawFn) -> str:
         core = "".join(gap + character for gap, character in zip(gaps, core, strict=False))
         core += gaps[-1]
     if draw(st.integers(0, 9)) == 0:
-        core = core.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+        core = core.translate(str.maketrans("0123456789", FULLWIDTH_DIGITS))
     return core
 
 
@@ -261,7 +262,7 @@ def test_dots_and_plus_tags_are_kept_so_distinct_mailboxes_stay_distinct() -> No
         "liming@.com",
         "liming@example.",
         "liming@example..com",
-        "liming＠example.com",
+        "liming\uff20example.com",
     ],
 )
 def test_values_that_are_not_emails_are_none(raw: str) -> None:
@@ -278,7 +279,20 @@ def test_email_series_keep_nulls_name_and_give_strings() -> None:
 
 
 _EMAIL_ALPHABET = st.sampled_from(
-    [*"aZ09.+_-@@@.. ", "\t", "\x1c", "\u00a0", "\u3000", "Ä", "İ", "Σ", "ß", "\u0301", "＠", "ｅ"]
+    [
+        *"aZ09.+_-@@@.. ",
+        "\t",
+        "\x1c",
+        "\u00a0",
+        "\u3000",
+        "Ä",
+        "İ",
+        "Σ",
+        "ß",
+        "\u0301",
+        "\uff20",
+        "\uff45",
+    ]
 )
 
 

@@ -166,3 +166,38 @@ def test_quarantined_rows_keep_the_row_exactly_as_read(settings: Settings, tmp_p
     [row] = list_quarantine(settings)
     assert '"placed_at":"yesterday"' in row.raw
     assert row.source_file == str(source)
+
+
+def test_latest_wins_keeps_the_last_version_in_a_file_and_counts_the_superseded_ones(
+    settings: Settings, tmp_path: Path
+) -> None:
+    mapping = load_mapping(
+        write_text(
+            tmp_path / "m.yaml", "table: orders\non_duplicate: latest_wins\nidentity: identity\n"
+        )
+    )
+    source = orders_csv(
+        tmp_path / "a.csv",
+        "O1,C1,2025-03-01T10:00:00Z,10,CNY,paid",
+        "O1,C1,2025-03-01T10:00:00Z,10,CNY,refunded",
+    )
+    report = ingest_file(source, settings, mapping=mapping, now=NOW)
+
+    assert (report.accepted, report.superseded_in_batch, report.quarantined) == (1, 1, 0)
+    assert report.balanced
+    assert _rows(settings, "orders", "status") == [("refunded",)]
+
+
+def test_amounts_with_thousands_separators_are_read_and_decimal_commas_are_refused(
+    settings: Settings, tmp_path: Path
+) -> None:
+    source = orders_csv(
+        tmp_path / "a.csv",
+        'O1,C1,2025-03-01T10:00:00Z,"1,234.50",CNY,paid',
+        'O2,C1,2025-03-01T10:00:00Z,"12,50",CNY,paid',
+    )
+    report = ingest_file(source, settings, table="orders", now=NOW)
+
+    assert (report.accepted, report.quarantined) == (1, 1)
+    assert [str(r[0]) for r in _rows(settings, "orders", "amount")] == ["1234.5000"]
+    assert list_quarantine(settings)[0].reason == "amount: not a number '12,50'"

@@ -98,4 +98,6 @@ def draw_baskets(
 
 def product_ids(baskets: Baskets) -> pa.Array:
     """Product ids such as ``P-MLK-024``: category code and price-ladder rung."""
-    return pa.array(PRODUCT_IDS).take(pa.array(baskets.category * PRICE_LADDER_RUNGS + baskets.rung))
+    return pa.array(PRODUCT_IDS).take(
+        pa.array(baskets.category * PRICE_LADDER_RUNGS + baskets.rung)
+    )

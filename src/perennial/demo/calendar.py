@@ -126,6 +126,11 @@ class DemandCalendar:
         grid = np.arange(self.operational_weeks.shape[0], dtype=np.float64)
         return np.interp(weeks, self.operational_weeks, grid) / 24.0
 
+    def epoch_seconds(self, days: FloatArray) -> IntArray:
+        """Simulated times to whole seconds since the Unix epoch (UTC), rounding down."""
+        origin = int(self.origin.timestamp())
+        return origin + np.floor(days * 86_400.0).astype(np.int64)
+
     def sample_signups(self, rng: np.random.Generator, count: int) -> FloatArray:
         """Sign-up times in days: more during promotions and as the business grows."""
         cumulative = np.concatenate(([0.0], np.cumsum(self.signup_weight)))

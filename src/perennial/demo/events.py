@@ -8,7 +8,7 @@ JSON text) or as JSON Lines (properties as nested objects).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from perennial.demo.fixed_width import iso_utc, join_columns
 from perennial.schema.tables import TABLES
 
-__all__ = ["EVENT_TYPES", "EventBatch", "EventType", "json_lines"]
+__all__ = ["ANONYMOUS", "EVENT_TYPES", "EventBatch", "EventType", "json_lines", "within_life"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -53,6 +53,15 @@ ANONYMOUS = -1
 """Customer position of an event by a visitor not yet known."""
 
 
+def within_life(customer: IntArray, days: FloatArray, limit_days: FloatArray) -> BoolArray:
+    """Which events happen while their customer is active: from the period's start up
+    to ``limit_days`` (the customer's churn, or just before the period's end).
+
+    Sources filter with it before building any text, so nothing is formatted twice.
+    """
+    return (days >= 0.0) & (days <= limit_days[customer])
+
+
 @dataclass(frozen=True)
 class EventBatch:
     """Events of one block: ``customer`` indexes the block (``ANONYMOUS`` for visitors).
@@ -76,22 +85,21 @@ class EventBatch:
         """All batches as one; the anonymous id column is kept if any batch has it."""
         anonymous = None
         if any(b.anonymous_id is not None for b in batches):
-            anonymous = pa.concat_arrays(
-                [
-                    b.anonymous_id if b.anonymous_id is not None else pa.nulls(b.size, pa.string())
-                    for b in batches
-                ]
+            anonymous = _chunked(
+                b.anonymous_id if b.anonymous_id is not None else pa.nulls(b.size, pa.string())
+                for b in batches
             )
         return cls(
             customer=np.concatenate([b.customer for b in batches]),
             days=np.concatenate([b.days for b in batches]),
             kind=np.concatenate([b.kind for b in batches]),
-            properties=pa.concat_arrays([b.properties for b in batches]),
+            properties=_chunked(b.properties for b in batches),
             anonymous_id=anonymous,
         )
 
-    def take(self, positions: IntArray) -> EventBatch:
-        """The events at ``positions``, in that order."""
+    def chronological(self) -> EventBatch:
+        """Sorted by time (ties keep their source order), so a file's rows go day by day."""
+        positions = np.argsort(self.days, kind="stable")
         indices = pa.array(positions)
         return EventBatch(
             customer=self.customer[positions],
@@ -100,18 +108,6 @@ class EventBatch:
             properties=self.properties.take(indices),
             anonymous_id=None if self.anonymous_id is None else self.anonymous_id.take(indices),
         )
-
-    def before_churn(self, churn_days: FloatArray, period_days: float) -> EventBatch:
-        """Drop what a customer would have done after leaving, and anything after the period."""
-        limit = np.full(self.size, period_days)
-        known = self.customer != ANONYMOUS
-        limit[known] = np.minimum(churn_days[self.customer[known]], period_days)
-        keep = (self.days <= limit) & (self.days < period_days) & (self.days >= 0.0)
-        return self.take(np.flatnonzero(keep))
-
-    def chronological(self) -> EventBatch:
-        """Sorted by time (ties keep their source order)."""
-        return self.take(np.argsort(self.days, kind="stable"))
 
     def to_table(
         self, event_ids: pa.Array, customer_ids: pa.Array, epoch_micros: IntArray
@@ -137,6 +133,14 @@ class EventBatch:
         if self.anonymous_id is None:
             return pa.nulls(self.size, pa.string())
         return self.anonymous_id
+
+
+def _chunked(columns: Iterable[pa.Array | pa.ChunkedArray]) -> pa.ChunkedArray:
+    """One string column from pieces, without copying them."""
+    chunks: list[pa.Array] = []
+    for column in columns:
+        chunks.extend(column.chunks if isinstance(column, pa.ChunkedArray) else [column])
+    return pa.chunked_array(chunks, pa.string())
 
 
 def _event_type_names() -> pa.Array:

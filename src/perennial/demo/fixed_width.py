@@ -27,9 +27,7 @@ __all__ = [
 Int64Array = npt.NDArray[np.int64]
 ByteMatrix = npt.NDArray[np.uint8]
 
-_DIGIT_PAIRS = np.array(
-    [[ord(str(n // 10)), ord(str(n % 10))] for n in range(100)], dtype=np.uint8
-)
+_DIGIT_PAIRS = np.array([[ord(str(n // 10)), ord(str(n % 10))] for n in range(100)], dtype=np.uint8)
 _PAIR_WORDS = _DIGIT_PAIRS.view(np.uint16).ravel()  # two ASCII digits as one 16-bit word
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _ISO_WIDTH = 20  # 2024-03-05T08:15:00Z

@@ -85,16 +85,19 @@ def simulate_purchases(
         active, position = active[~drops], nxt[~drops]
 
     all_customers = np.concatenate(customers)
-    all_weeks = np.concatenate(weeks)
+    all_days = calendar.to_calendar(np.concatenate(weeks))
+    # The first order exactly as drawn; repeats never before it despite float round trips.
+    all_days = np.maximum(all_days, population.first_order_days[all_customers])
+    all_days[: buyers.shape[0]] = population.first_order_days[buyers]
     first = np.zeros(all_customers.shape[0], dtype=np.bool_)
     first[: buyers.shape[0]] = True
-    order = np.argsort(all_weeks, kind="stable")
+    order = np.argsort(all_days, kind="stable")
     dropout_days = np.full(population.size, np.inf)
     inside_period = dropout_weeks < end_weeks
     dropout_days[inside_period] = calendar.to_calendar(dropout_weeks[inside_period])
     return PurchaseHistory(
         customer=all_customers[order],
-        days=calendar.to_calendar(all_weeks[order]),
+        days=all_days[order],
         first_order=first[order],
         dropout_days=dropout_days,
     )

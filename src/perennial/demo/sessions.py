@@ -1,6 +1,6 @@
 """Browsing sessions between orders: logins, page views, searches, abandoned carts.
 
-A customer opens the app about ``engagement * (0.05 + 0.45 * lambda)`` times per
+A customer opens the app about ``engagement * (0.05 + 0.35 * lambda)`` times per
 operational week while active, so frequent buyers browse more. In the weeks
 before they leave, sessions thin out, carts stay empty (browse without cart) and
 searches turn to the help pages: "how to cancel", "export my data".
@@ -23,7 +23,7 @@ from perennial.demo.catalog import (
     SEARCH_TERM_OFFSETS,
     SEARCH_TERMS,
 )
-from perennial.demo.events import EventBatch, EventType
+from perennial.demo.events import EventBatch, EventType, within_life
 from perennial.demo.fixed_width import join_columns
 from perennial.demo.population import Population
 
@@ -49,7 +49,9 @@ _PLATFORM_BY_ORDER_CHANNEL = np.array([0, 3, 2, 1])  # app, mini_program, web, s
 _HELP_PAGES = ("/help/cancel-account", "/help/export-data", "/account/settings")
 
 _BASE_SESSIONS_PER_WEEK = 0.05
-_SESSIONS_PER_PURCHASE = 0.45
+_SESSIONS_PER_PURCHASE = 0.35
+_LOGIN_SHARE = 0.6
+_EXTRA_VIEWS = 0.4
 _MINUTE = 1.0 / 1440.0
 
 
@@ -65,52 +67,66 @@ def browsing_sessions(
     population: Population,
     calendar: DemandCalendar,
     churn_days: FloatArray,
+    limit_days: FloatArray,
 ) -> EventBatch:
-    """Every browsing session of the block's customers, as events."""
+    """Every browsing session of the block's customers, as events up to ``limit_days``."""
     sessions = _session_starts(rng, population, calendar, churn_days)
     size = sessions.customer.shape[0]
     fading = sessions.fading
-    login = rng.random(size) < 0.8
-    views = 1 + rng.poisson(0.7, size)
+    login = rng.random(size) < _LOGIN_SHARE
+    views = 1 + rng.poisson(_EXTRA_VIEWS, size)
     searched = rng.random(size) < np.where(fading, 0.5, 0.2)
     helpless = searched & (rng.random(size) < np.where(fading, 0.6, 0.03))
     carted = rng.random(size) < np.where(fading, 0.03, 0.25)
+    favourite = population.favourite_category[sessions.customer]
 
     view_session = np.repeat(np.arange(size), views)
     view_rank = np.arange(view_session.shape[0]) - np.repeat(np.cumsum(views) - views, views)
-    view_days = sessions.days[view_session] + (view_rank + 1) * 0.7 * _MINUTE
-    favourite = population.favourite_category[sessions.customer]
+    view_days = sessions.days[view_session] + (view_rank + 1 + rng.random(view_rank.shape[0])) * (
+        0.7 * _MINUTE
+    )
+    search_days = sessions.days + (0.3 + rng.exponential(0.5, size)) * _MINUTE
+    cart_days = sessions.days + (views + 1.5) * _MINUTE
 
-    batches = [
-        EventBatch(
-            customer=sessions.customer[login],
-            days=sessions.days[login],
-            kind=np.full(int(login.sum()), EventType.LOGIN),
-            properties=login_properties(population, sessions.customer[login]),
-        ),
-        EventBatch(
-            customer=sessions.customer[view_session],
-            days=view_days + rng.exponential(_MINUTE, view_days.shape[0]),
-            kind=np.full(view_days.shape[0], EventType.PAGE_VIEW),
-            properties=_pages(rng, favourite[view_session], fading[view_session]),
-        ),
-        EventBatch(
-            customer=sessions.customer[searched],
-            days=sessions.days[searched] + (0.3 + rng.exponential(0.5, int(searched.sum())))
-            * _MINUTE,
-            kind=np.full(int(searched.sum()), EventType.SEARCH),
-            properties=_queries(rng, favourite[searched], helpless[searched]),
-        ),
-        EventBatch(
-            customer=sessions.customer[carted],
-            days=sessions.days[carted] + (views[carted] + 1.5) * _MINUTE,
-            kind=np.full(int(carted.sum()), EventType.ADD_TO_CART),
-            properties=join_columns(
-                '{"product_id":"', product_choice(rng, favourite[carted]), '","quantity":1}'
+    def alive(chosen: IntArray, days: FloatArray) -> IntArray:
+        keep = within_life(sessions.customer[chosen], days, limit_days)
+        return chosen[keep]
+
+    logins = alive(np.flatnonzero(login), sessions.days[login])
+    viewed = np.flatnonzero(within_life(sessions.customer[view_session], view_days, limit_days))
+    searches = alive(np.flatnonzero(searched), search_days[searched])
+    carts = alive(np.flatnonzero(carted), cart_days[carted])
+    view_owner = view_session[viewed]
+    return EventBatch.concat(
+        [
+            EventBatch(
+                customer=sessions.customer[logins],
+                days=sessions.days[logins],
+                kind=np.full(logins.shape[0], EventType.LOGIN),
+                properties=login_properties(population, sessions.customer[logins]),
             ),
-        ),
-    ]
-    return EventBatch.concat(batches)
+            EventBatch(
+                customer=sessions.customer[view_owner],
+                days=view_days[viewed],
+                kind=np.full(viewed.shape[0], EventType.PAGE_VIEW),
+                properties=_pages(rng, favourite[view_owner], fading[view_owner]),
+            ),
+            EventBatch(
+                customer=sessions.customer[searches],
+                days=search_days[searches],
+                kind=np.full(searches.shape[0], EventType.SEARCH),
+                properties=_queries(rng, favourite[searches], helpless[searches]),
+            ),
+            EventBatch(
+                customer=sessions.customer[carts],
+                days=cart_days[carts],
+                kind=np.full(carts.shape[0], EventType.ADD_TO_CART),
+                properties=join_columns(
+                    '{"product_id":"', product_choice(rng, favourite[carts]), '","quantity":1}'
+                ),
+            ),
+        ]
+    )
 
 
 def _session_starts(
@@ -149,8 +165,12 @@ def product_choice(rng: np.random.Generator, favourite: IntArray) -> pa.Array:
     size = favourite.shape[0]
     other = rng.integers(0, len(CATEGORIES), size)
     category = np.where(rng.random(size) < 0.7, favourite, other)
-    rung = np.clip(np.rint(rng.normal(PRICE_LADDER_RUNGS / 2, 6.0, size)), 0, PRICE_LADDER_RUNGS - 1)
-    return pa.array(PRODUCT_IDS).take(pa.array(category * PRICE_LADDER_RUNGS + rung.astype(np.int64)))
+    rung = np.clip(
+        np.rint(rng.normal(PRICE_LADDER_RUNGS / 2, 6.0, size)), 0, PRICE_LADDER_RUNGS - 1
+    )
+    return pa.array(PRODUCT_IDS).take(
+        pa.array(category * PRICE_LADDER_RUNGS + rung.astype(np.int64))
+    )
 
 
 def search_terms(rng: np.random.Generator, category: IntArray) -> pa.Array:
@@ -163,12 +183,12 @@ def search_terms(rng: np.random.Generator, category: IntArray) -> pa.Array:
 
 def _queries(rng: np.random.Generator, favourite: IntArray, helpless: BoolArray) -> pa.Array:
     size = favourite.shape[0]
-    category = np.where(
-        rng.random(size) < 0.6, favourite, rng.integers(0, len(CATEGORIES), size)
-    )
+    category = np.where(rng.random(size) < 0.6, favourite, rng.integers(0, len(CATEGORIES), size))
     product_terms = search_terms(rng, category)
     help_terms = pa.array(HELP_QUERIES).take(pa.array(rng.integers(0, len(HELP_QUERIES), size)))
-    return join_columns('{"query":"', pc.if_else(pa.array(helpless), help_terms, product_terms), '"}')
+    return join_columns(
+        '{"query":"', pc.if_else(pa.array(helpless), help_terms, product_terms), '"}'
+    )
 
 
 def _pages(rng: np.random.Generator, favourite: IntArray, fading: BoolArray) -> pa.Array:

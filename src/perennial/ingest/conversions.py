@@ -78,11 +78,18 @@ def _blank_as_null(text: pl.Series) -> pl.Series:
 
 
 def _no_errors(raw: pl.Series) -> pl.Series:
-    return pl.Series(raw.name, [None] * len(raw), pl.String)
+    return nulls(raw.name, len(raw), pl.String)
+
+
+def nulls(name: str, length: int, dtype: pl.DataType | type[pl.DataType]) -> pl.Series:
+    """A Series of ``length`` nulls, built without a Python list."""
+    return pl.repeat(None, length, dtype=dtype, eager=True).alias(name)
 
 
 def _error_where(failed: pl.Series, raw: pl.Series, reason: str) -> pl.Series:
     """``reason 'value'`` on failed rows, null elsewhere."""
+    if not failed.any():
+        return _no_errors(raw)
     shown = pl.lit(raw.cast(pl.String).str.slice(0, 60))
     message = pl.concat_str([pl.lit(f"{reason} '"), shown, pl.lit("'")])
     return pl.select(
@@ -114,7 +121,7 @@ def _parse_timestamps(text: pl.Series, formats: list[str] | None, zone: str) -> 
     """Try each format on the rows still unparsed; naive results are local time in ``zone``."""
     text = text.str.replace(r"Z$", "+00:00")
     candidates = formats or [*_ZONED_FORMATS, *_NAIVE_FORMATS]
-    result = pl.Series(text.name, [None] * len(text), _DATETIME)
+    result = nulls(text.name, len(text), _DATETIME)
     for fmt in candidates:
         pending = result.is_null() & text.is_not_null()
         if not pending.any():
@@ -133,7 +140,7 @@ def _dates(raw: pl.Series, spec: ColumnMapping | None) -> Converted:
         return Converted(raw.dt.date(), _no_errors(raw))
     text = raw.cast(pl.String)
     formats = (spec.format if spec else None) or ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%d.%m.%Y"]
-    values = pl.Series(text.name, [None] * len(text), pl.Date)
+    values = nulls(text.name, len(text), pl.Date)
     for fmt in formats:
         parsed = text.str.strptime(pl.Date, format=fmt, strict=False, exact=True)
         values = values.zip_with(values.is_not_null(), parsed)
@@ -142,7 +149,7 @@ def _dates(raw: pl.Series, spec: ColumnMapping | None) -> Converted:
 
 
 def _decimals(raw: pl.Series, column: Column, spec: ColumnMapping | None) -> Converted:
-    numbers = raw if raw.dtype.is_numeric() else raw.cast(pl.String).str.replace_all(",", "")
+    numbers = raw if raw.dtype.is_numeric() else _without_thousands_separators(raw)
     values = numbers.cast(_DECIMAL, strict=False)
     if spec is not None and spec.divide_by:
         values = (values.cast(pl.Float64) / spec.divide_by).round(4).cast(_DECIMAL)
@@ -150,6 +157,13 @@ def _decimals(raw: pl.Series, column: Column, spec: ColumnMapping | None) -> Con
     if column.non_negative:
         errors = _merge(errors, _error_where(values < 0, raw, "negative amount"))
     return Converted(values, errors)
+
+
+def _without_thousands_separators(raw: pl.Series) -> pl.Series:
+    """``1,234.50`` -> ``1234.50``; any other comma (``12,50``) stays and fails as not a number."""
+    text = raw.cast(pl.String)
+    grouped = text.str.contains(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?$")
+    return text.zip_with(~grouped.fill_null(False), text.str.replace_all(",", ""))
 
 
 def _integers(raw: pl.Series, column: Column) -> Converted:

@@ -20,7 +20,7 @@ Three rules make the result safe to act on and reproducible:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -54,11 +54,13 @@ _KINDS = frozenset(NODE_KINDS)
 
 def _utc(at: datetime, what: str) -> datetime:
     """``at`` in UTC; a naive datetime is refused because its instant is unknowable."""
+    if at.tzinfo is UTC:  # the common case, checked first: this runs once per link
+        return at
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(
             f"{what} is a naive datetime ({at.isoformat()}); pass a timezone-aware UTC datetime"
         )
-    return at if at.tzinfo is UTC else at.astimezone(UTC)
+    return at.astimezone(UTC)
 
 
 def _set_utc(instance: object, name: str) -> None:
@@ -79,7 +81,6 @@ class Node:
             raise ValueError(f"unknown node kind {self.kind!r}; known: {', '.join(NODE_KINDS)}")
         if not self.value:
             raise ValueError(f"empty {self.kind} value: an empty identifier would join everyone")
-        object.__setattr__(self, "kind", str(self.kind))
 
     @property
     def key(self) -> str:
@@ -190,11 +191,8 @@ def _customer_value(customer_key: str | None) -> str | None:
     return None if customer_key is None else customer_key[len(CUSTOMER_ID) + 1 :]
 
 
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    cluster_id: str
-    customer_id: str | None
-    first_seen_at: datetime
+_Stored = tuple[str, str | None, datetime]
+"""A node's row as it was stored: cluster id, customer id, first seen."""
 
 
 class IdentityGraph:
@@ -232,8 +230,10 @@ class IdentityGraph:
             key = membership.node.key
             if key in graph._parent:
                 raise ValueError(f"stored memberships list {key} more than once")
-            graph._stored[key] = _Stored(
-                membership.cluster_id, membership.customer_id, membership.first_seen_at
+            graph._stored[key] = (
+                membership.cluster_id,
+                membership.customer_id,
+                membership.first_seen_at,
             )
             graph._first_seen[key] = membership.first_seen_at
             graph._parent[key] = key
@@ -312,23 +312,25 @@ class IdentityGraph:
 
     def memberships(self) -> list[Membership]:
         """Every node with its current cluster, sorted by node key (so by kind, then value)."""
-        return [self._membership(key) for key in sorted(self._parent)]
+        first_seen = self._first_seen
+        return [
+            Membership(Node.from_key(key), cluster_id, customer_id, first_seen[key])
+            for key, cluster_id, customer_id in self._current()
+        ]
 
     def changed_memberships(self) -> list[Membership]:
-        """Rows to write back: new nodes, and nodes whose cluster, customer or first sighting
-        differs from the state this graph was built from; sorted by node key."""
-        changed: list[Membership] = []
-        for key in sorted(self._parent):
-            stored = self._stored.get(key)
-            root = self._roots[self._find(key)]
-            if (
-                stored is None
-                or stored.cluster_id != root.cluster_id
-                or stored.customer_id != _customer_value(root.customer_key)
-                or stored.first_seen_at != self._first_seen[key]
-            ):
-                changed.append(self._membership(key))
-        return changed
+        """Rows to write back, sorted by node key.
+
+        New nodes, and nodes whose cluster, customer or first sighting differs
+        from the state this graph was built from (an earlier sighting must be
+        stored too, or the next run would lose it).
+        """
+        stored, first_seen = self._stored, self._first_seen
+        return [
+            Membership(Node.from_key(key), cluster_id, customer_id, first_seen[key])
+            for key, cluster_id, customer_id in self._current()
+            if stored.get(key) != (cluster_id, customer_id, first_seen[key])
+        ]
 
     def explain(self, node: Node) -> list[MergeRecord]:
         """The merges, in order along the path, that tie ``node`` to its cluster's customer.
@@ -372,7 +374,7 @@ class IdentityGraph:
             edges.setdefault(record.node_a_key, []).append((record.node_b_key, record))
             edges.setdefault(record.node_b_key, []).append((record.node_a_key, record))
         for key, stored in self._stored.items():
-            hub = f"\x00stored:{stored.cluster_id}"
+            hub = f"\x00stored:{stored[0]}"
             edges.setdefault(hub, []).append((key, None))
             edges.setdefault(key, []).append((hub, None))
         return edges
@@ -415,11 +417,13 @@ class IdentityGraph:
         del self._roots[root_b]
         return a
 
-    def _membership(self, key: str) -> Membership:
-        root = self._roots[self._find(key)]
-        return Membership(
-            node=Node.from_key(key),
-            cluster_id=root.cluster_id,
-            customer_id=_customer_value(root.customer_key),
-            first_seen_at=self._first_seen[key],
-        )
+    def _current(self) -> Iterator[tuple[str, str, str | None]]:
+        """(node key, cluster id, customer id) for every node, in key order."""
+        named: dict[str, tuple[str, str | None]] = {}
+        for key in sorted(self._parent):
+            root = self._find(key)
+            name = named.get(root)
+            if name is None:
+                cluster = self._roots[root]
+                name = named[root] = (cluster.cluster_id, _customer_value(cluster.customer_key))
+            yield key, name[0], name[1]

@@ -80,16 +80,25 @@ class IdentityOutcome:
 
 
 def resolve_identities(
-    con: duckdb.DuckDBPyConnection, txn: Transaction, table: Table, clock: datetime
+    con: duckdb.DuckDBPyConnection,
+    txn: Transaction,
+    table: Table,
+    clock: datetime,
+    phone_region: str,
 ) -> IdentityOutcome:
     """Link the identifiers in the rows this batch added to ``table``."""
     new_files = [p for p in txn.paths(table.name) if f"part-{txn.batch_id}-" in p]
     if table.name not in ("customers", "events") or not new_files:
         return IdentityOutcome(0, 0)
+    # Files written by this batch may be rewrites holding older rows (latest_wins):
+    # only rows stamped with this batch are new evidence.
+    con.read_parquet(new_files, hive_partitioning=False).filter(
+        duckdb.ColumnExpression("_batch_id") == duckdb.ConstantExpression(txn.batch_id)
+    ).to_view("batch_rows", replace=True)
     if table.name == "customers":
-        nodes, links = _customer_evidence(con, new_files, clock)
+        nodes, links = _customer_evidence(con, clock)
     else:
-        nodes, links = _event_evidence(con, new_files)
+        nodes, links = _event_evidence(con, phone_region)
     if not nodes and not links:
         return IdentityOutcome(0, 0)
     graph = IdentityGraph.from_memberships(_touched_memberships(con, txn, nodes, links))
@@ -103,15 +112,15 @@ def resolve_identities(
 
 
 def _customer_evidence(
-    con: duckdb.DuckDBPyConnection, files: list[str], clock: datetime
+    con: duckdb.DuckDBPyConnection, clock: datetime
 ) -> tuple[list[tuple[Node, datetime]], list[Link]]:
     rows = con.execute(
         f"""
         SELECT customer_id, coalesce(created_at, ?) AS seen_at, _source_file, _source_line,
                {", ".join(_CUSTOMER_IDENTIFIERS)}
-        FROM read_parquet(?) ORDER BY seen_at, _source_line
+        FROM batch_rows ORDER BY seen_at, _source_line
         """,  # noqa: S608 (fixed column names)
-        [clock, files],
+        [clock],
     ).fetchall()
     nodes: list[tuple[Node, datetime]] = []
     links: list[Link] = []
@@ -134,24 +143,22 @@ def _customer_evidence(
 
 
 def _event_evidence(
-    con: duckdb.DuckDBPyConnection, files: list[str]
+    con: duckdb.DuckDBPyConnection, phone_region: str
 ) -> tuple[list[tuple[Node, datetime]], list[Link]]:
     anonymous = con.execute(
         """
-        SELECT anonymous_id, min(ts) FROM read_parquet(?)
+        SELECT anonymous_id, min(ts) FROM batch_rows
         WHERE anonymous_id IS NOT NULL GROUP BY anonymous_id ORDER BY anonymous_id
-        """,
-        [files],
+        """
     ).fetchall()
     nodes = [(Node("anonymous_id", anon), at) for anon, at in anonymous]
     rows = con.execute(
         """
         SELECT customer_id, anonymous_id, event_type, ts, properties, _source_file, _source_line
-        FROM read_parquet(?)
+        FROM batch_rows
         WHERE anonymous_id IS NOT NULL AND (customer_id IS NOT NULL OR event_type = 'identify')
         ORDER BY ts, _source_line
-        """,
-        [files],
+        """
     ).fetchall()
     links: list[Link] = []
     for customer_id, anonymous_id, event_type, ts, properties, source_file, line in rows:
@@ -162,19 +169,19 @@ def _event_evidence(
                 Link(device, Node("customer_id", customer_id), reason, ts, source_file, line)
             )
         if event_type == "identify" and properties:
-            for trait in _traits(properties):
+            for trait in _traits(properties, phone_region):
                 links.append(
                     Link(device, trait, f"identify event {trait.kind}", ts, source_file, line)
                 )
     return nodes, links
 
 
-def _traits(properties: str) -> list[Node]:
+def _traits(properties: str, phone_region: str) -> list[Node]:
     """E-mail and phone traits of an identify event, normalised like customer records."""
     values = orjson.loads(properties)
     traits: list[Node] = []
     email = normalize_email(str(values["email"])) if values.get("email") else None
-    phone = normalize_phone(str(values["phone"])) if values.get("phone") else None
+    phone = normalize_phone(str(values["phone"]), phone_region) if values.get("phone") else None
     if email:
         traits.append(Node("email", email))
     if phone:
@@ -246,7 +253,7 @@ def _write_memberships(
         con,
         IDENTITIES_TABLE,
         """
-        SELECT * FROM read_parquet(?) s ANTI JOIN identity_updates u
+        SELECT * FROM read_parquet(?, hive_partitioning = false) s ANTI JOIN identity_updates u
             USING (identity_type, identity_value)
         UNION ALL SELECT * FROM identity_updates
         """,

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 
 from perennial.config import Settings
@@ -25,10 +23,10 @@ from perennial.ingest.batches import BATCHES_TABLE, batch_record
 from perennial.ingest.conversions import ConversionContext
 from perennial.ingest.identity_resolution import resolve_identities
 from perennial.ingest.mapping import DuplicatePolicy, Mapping, identity_mapping
-from perennial.ingest.quarantine import QUARANTINE_SCHEMA, QUARANTINE_TABLE, reason_kind
+from perennial.ingest.quarantine import write_quarantine
 from perennial.ingest.readers import delimiter_hint, read_source
 from perennial.ingest.report import IngestReport
-from perennial.ingest.validation import REJECTED_SCHEMA, validate_batch
+from perennial.ingest.validation import validate_batch
 from perennial.store.engine import connect
 from perennial.store.merge import MergeResult, merge_rows
 from perennial.store.warehouse import Transaction, Warehouse
@@ -88,20 +86,25 @@ def ingest_file(
                     progress(rows_read)
             staged = sorted(str(p) for p in accepted_dir.glob("*.parquet"))
             merged = _merge(con, txn, mapping, staged, source_file, clock)
-            rejected = _rejected_rows(rejected_dir, merged)
-            _quarantine(txn, rejected, mapping.table, source_file, batch_id, clock)
-            identities = resolve_identities(con, txn, mapping.target, clock)
+            rejected_files = sorted(str(p) for p in rejected_dir.glob("*.parquet"))
+            quarantined = write_quarantine(
+                con, txn, rejected_files, merged.conflicts, mapping.table, source_file, clock
+            )
+            identities = resolve_identities(
+                con, txn, mapping.target, clock, settings.default_phone_region
+            )
             report = IngestReport(
                 batch_id=batch_id,
                 source_file=source_file,
                 table=mapping.table,
                 rows_read=rows_read,
                 accepted=merged.inserted,
-                quarantined=rejected.height,
+                quarantined=sum(quarantined.values()),
                 duplicates_in_batch=merged.duplicates_in_batch,
                 already_stored=merged.already_stored,
+                superseded_in_batch=merged.superseded_in_batch,
                 replaced=merged.replaced,
-                quarantine_reasons=dict(Counter(reason_kind(r) for r in rejected["reason"])),
+                quarantine_reasons=quarantined,
                 identity_merges=identities.merges,
                 identity_conflicts=identities.conflicts,
                 seconds=time.perf_counter() - started,
@@ -144,7 +147,7 @@ def _merge(
                 "raw": pa.array([], pa.string()),
             }
         )
-        return MergeResult(0, 0, 0, 0, empty)
+        return MergeResult(0, 0, 0, 0, 0, empty)
     return merge_rows(
         con,
         txn,
@@ -155,39 +158,3 @@ def _merge(
         source_file=source_file,
         committed_at=clock,
     )
-
-
-def _rejected_rows(rejected_dir: Path, merged: MergeResult) -> pl.DataFrame:
-    files = sorted(rejected_dir.glob("*.parquet"))
-    frames = [pl.read_parquet(f) for f in files]
-    conflicts = pl.from_arrow(merged.conflicts)
-    assert isinstance(conflicts, pl.DataFrame)  # noqa: S101
-    frames.append(
-        conflicts.with_columns(pl.col("reason").str.extract(r"^(\w+):").alias("column")).select(
-            list(REJECTED_SCHEMA)
-        )
-    )
-    return pl.concat([f.cast(REJECTED_SCHEMA) for f in frames]).sort("_source_line")  # type: ignore[arg-type]
-
-
-def _quarantine(
-    txn: Transaction,
-    rejected: pl.DataFrame,
-    table: str,
-    source_file: str,
-    batch_id: str,
-    clock: datetime,
-) -> None:
-    if rejected.height == 0:
-        return
-    rows = rejected.select(
-        pl.lit(batch_id).alias("batch_id"),
-        pl.lit(table).alias("table_name"),
-        pl.lit(source_file).alias("source_file"),
-        pl.col("_source_line").alias("source_line"),
-        pl.col("column").alias("column_name"),
-        pl.col("reason"),
-        pl.col("raw"),
-        pl.lit(clock).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
-    )
-    txn.append_arrow(QUARANTINE_TABLE, rows.to_arrow().cast(QUARANTINE_SCHEMA))

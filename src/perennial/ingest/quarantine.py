@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+import duckdb
 import pyarrow as pa
 
 from perennial.config import Settings
 from perennial.store.engine import connect
-from perennial.store.warehouse import Warehouse
+from perennial.store.warehouse import Transaction, Warehouse
 
 __all__ = [
     "QUARANTINE_SCHEMA",
@@ -38,7 +39,8 @@ QUARANTINE_SCHEMA = pa.schema(
         ("quarantined_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-_DETAIL = re.compile(r" ('|\().*$")
+_DETAIL_PATTERN = r" ('|\().*$"
+_DETAIL = re.compile(_DETAIL_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,47 @@ class QuarantinedRow:
 def reason_kind(reason: str) -> str:
     """The reason without the offending value: ``placed_at: unparsable timestamp``."""
     return _DETAIL.sub("", reason)
+
+
+def write_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    txn: Transaction,
+    rejected_files: list[str],
+    conflicts: pa.Table,
+    table: str,
+    source_file: str,
+    clock: datetime,
+) -> dict[str, int]:
+    """Store the batch's rejected rows (streamed from the staged files); counts per reason."""
+    con.register("merge_conflicts", conflicts)
+    sources = [
+        "SELECT _source_line, reason, raw, regexp_extract(reason, '^(\\w+):', 1) AS col "
+        "FROM merge_conflicts"
+    ]
+    if rejected_files:
+        con.read_parquet(rejected_files).to_view("rejected_rows", replace=True)
+        sources.append('SELECT _source_line, reason, raw, "column" AS col FROM rejected_rows')
+    union = " UNION ALL ".join(sources)
+    query = f"""
+        SELECT ? AS batch_id, ? AS table_name, ? AS source_file, _source_line AS source_line,
+               nullif(col, '') AS column_name, reason, raw,
+               CAST(? AS TIMESTAMPTZ) AS quarantined_at
+        FROM ({union})
+    """  # noqa: S608 (fixed relation names)
+    txn.append_query(
+        con,
+        QUARANTINE_TABLE,
+        query,
+        partition_expr=None,
+        params=[txn.batch_id, table, source_file, clock],
+    )
+    counts = con.execute(
+        f"SELECT regexp_replace(reason, ?, '') AS kind, count(*) FROM ({union}) "  # noqa: S608
+        "GROUP BY kind ORDER BY kind",
+        [_DETAIL_PATTERN],
+    ).fetchall()
+    con.unregister("merge_conflicts")
+    return {kind: int(count) for kind, count in counts}
 
 
 def list_quarantine(

@@ -198,9 +198,10 @@ def _read_csv(path: Path, mapping: Mapping) -> tuple[list[str], Iterator[RawBatc
         _check_encoding(path, mapping.encoding)
         raise
     _require_mapped_columns(path, mapping, names, header_text=header_text)
-    if _is_irregular(path):
+    regular, quoted = _scan_layout(path, mapping.quote)
+    if not regular:
         return names, _read_csv_exact(path, mapping, names)
-    return names, _read_csv_fast(path, mapping, names)
+    return names, _read_csv_fast(path, mapping, names, multiline_possible=quoted)
 
 
 def _csv_header(path: Path, mapping: Mapping) -> tuple[list[str], str]:
@@ -213,15 +214,19 @@ def _csv_header(path: Path, mapping: Mapping) -> tuple[list[str], str]:
     return [name.strip().lstrip("\ufeff") for name in first], text
 
 
-def _is_irregular(path: Path) -> bool:
-    """Blank lines make pyarrow's row numbers drift from line numbers; read exactly then."""
+def _scan_layout(path: Path, quote: str) -> tuple[bool, bool]:
+    """(no blank lines, has quotes): blank lines make pyarrow's row numbers drift from line
+    numbers (then the exact reader is used); without quotes no value spans lines."""
     if path.stat().st_size == 0:
-        return False
+        return True, False
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        return m[:1] in (b"\n", b"\r") or m.find(b"\n\n") >= 0 or m.find(b"\n\r\n") >= 0
+        blank = m[:1] in (b"\n", b"\r") or m.find(b"\n\n") >= 0 or m.find(b"\n\r\n") >= 0
+        return not blank, m.find(quote.encode()) >= 0
 
 
-def _read_csv_fast(path: Path, mapping: Mapping, names: list[str]) -> Iterator[RawBatch]:
+def _read_csv_fast(
+    path: Path, mapping: Mapping, names: list[str], *, multiline_possible: bool
+) -> Iterator[RawBatch]:
     invalid: list[str] = []
 
     def on_invalid(row: Any) -> str:
@@ -256,7 +261,7 @@ def _read_csv_fast(path: Path, mapping: Mapping, names: list[str]) -> Iterator[R
             if invalid:
                 break
             table = pa.Table.from_batches([record_batch])
-            lines, line = _record_lines(table, line)
+            lines, line = _record_lines(table, line, multiline_possible)
             if pending is not None:
                 yield pending
                 emitted += pending.rows.num_rows
@@ -272,10 +277,12 @@ def _read_csv_fast(path: Path, mapping: Mapping, names: list[str]) -> Iterator[R
         yield pending
 
 
-def _record_lines(table: pa.Table, first_line: int) -> tuple[pa.Array, int]:
+def _record_lines(
+    table: pa.Table, first_line: int, multiline_possible: bool
+) -> tuple[pa.Array, int]:
     """Line where each record starts: one line per record plus newlines inside its fields."""
     extra = None
-    for column in table.columns:
+    for column in table.columns if multiline_possible else ():
         count = pc.fill_null(pc.count_substring(column, "\n"), 0)
         extra = count if extra is None else pc.add(extra, count)
     n = table.num_rows

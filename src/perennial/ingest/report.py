@@ -9,7 +9,8 @@ __all__ = ["IngestReport"]
 
 @dataclass(frozen=True)
 class IngestReport:
-    """Counts of one batch. ``rows_read`` = accepted + quarantined + every skipped duplicate."""
+    """Counts of one batch: every row read is accepted, quarantined, a skipped duplicate or
+    (under ``latest_wins``) superseded by a later version in the same file."""
 
     batch_id: str
     source_file: str
@@ -19,6 +20,7 @@ class IngestReport:
     quarantined: int
     duplicates_in_batch: int
     already_stored: int
+    superseded_in_batch: int
     replaced: int
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     identity_merges: int = 0
@@ -32,4 +34,6 @@ class IngestReport:
     @property
     def balanced(self) -> bool:
         """Nothing lost: every row read is accounted for."""
-        return self.rows_read == self.accepted + self.quarantined + self.duplicates_skipped
+        return self.rows_read == (
+            self.accepted + self.quarantined + self.duplicates_skipped + self.superseded_in_batch
+        )

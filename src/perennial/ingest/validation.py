@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from perennial.ingest.conversions import ConversionContext, Converted, convert_column
+from perennial.ingest.conversions import ConversionContext, Converted, convert_column, nulls
 from perennial.ingest.mapping import Mapping
 from perennial.ingest.readers import RawBatch
 from perennial.schema.tables import Column, Table
@@ -49,6 +49,7 @@ def validate_batch(batch: RawBatch, mapping: Mapping, context: ConversionContext
             missing = converted.values.is_null() & converted.errors.is_null()
             problems.append((column.name, _reason_where(missing, f"missing {column.name}")))
     problems.extend(_table_rules(target, values))
+    problems = [(name, errors) for name, errors in problems if errors.null_count() < len(errors)]
     column_at_fault, reason = _first_problem(problems, len(source))
     accepted_mask = reason.is_null()
     accepted = pl.DataFrame(list(values.values())).with_columns(
@@ -85,7 +86,7 @@ def _convert(
     if column.name in mapping.constants:
         constant = pl.Series(column.name, [mapping.constants[column.name]] * len(source))
         return convert_column(constant, column, None, context)
-    empty = pl.Series(column.name, [None] * len(source), pl.String)
+    empty = nulls(column.name, len(source), pl.String)
     return convert_column(empty, column, None, context)
 
 
@@ -98,14 +99,16 @@ def _table_rules(target: Table, values: dict[str, pl.Series]) -> list[tuple[str,
 
 
 def _reason_where(mask: pl.Series, reason: str) -> pl.Series:
+    if not mask.any():
+        return nulls("reason", len(mask), pl.String)
     return pl.select(pl.when(pl.lit(mask)).then(pl.lit(reason))).to_series()
 
 
 def _first_problem(problems: list[tuple[str, pl.Series]], rows: int) -> tuple[pl.Series, pl.Series]:
     """Per row, the first column with a problem and the reason (both null when none)."""
     if not problems:
-        nulls = pl.Series([None] * rows, dtype=pl.String)
-        return nulls.alias("column"), nulls.alias("reason")
+        none = nulls("column", rows, pl.String)
+        return none, none.alias("reason")
     frame = pl.DataFrame({f"p{i}": errors for i, (_, errors) in enumerate(problems)})
     column = pl.coalesce(
         [
@@ -125,6 +128,6 @@ def _first_problem(problems: list[tuple[str, pl.Series]], rows: int) -> tuple[pl
 
 def _rows_as_json(source: pl.DataFrame) -> pl.Series:
     if source.width == 0:
-        return pl.Series("raw", [None] * len(source), pl.String)
+        return nulls("raw", len(source), pl.String)
     as_text = source.select(pl.all().cast(pl.String))
     return as_text.select(pl.struct(pl.all()).struct.json_encode().alias("raw"))["raw"]

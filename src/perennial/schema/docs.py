@@ -140,7 +140,7 @@ SYSTEM_TABLES: tuple[SystemTable, ...] = (
             SystemColumn(
                 "reason",
                 pa.string(),
-                "Why, with the offending value, e.g. `placed_at: unparsable timestamp '2024-13-01'`.",
+                "Why, with the offending value: `placed_at: unparsable timestamp '2024-13-01'`.",
             ),
             SystemColumn(
                 "raw",
@@ -174,6 +174,11 @@ SYSTEM_TABLES: tuple[SystemTable, ...] = (
             ),
             SystemColumn(
                 "already_stored", pa.int64(), "Rows whose key was stored with the same values."
+            ),
+            SystemColumn(
+                "superseded_in_batch",
+                pa.int64(),
+                "Earlier versions of a key in the same file, dropped under `latest_wins`.",
             ),
             SystemColumn(
                 "replaced",
@@ -279,11 +284,13 @@ def _introduction() -> str:
 
 # Data model
 
-Every source file is mapped into one of the canonical tables ({names}); the
-mapping (`examples/mappings/`) says which source column feeds which canonical
-column. Ingest adds [lineage columns](#lineage-columns) to every row and keeps
-its own bookkeeping in the [system tables](#system-tables). All tables live in
-the analytical store as Parquet files (see `docs/architecture.md`).
+Every source file is mapped into one of the canonical tables:
+{names}.
+A mapping file (`examples/mappings/`) says which source column feeds which
+canonical column; without one, columns are taken by their canonical names.
+Ingest adds [lineage columns](#lineage-columns) to every row and keeps its own
+bookkeeping in the [system tables](#system-tables). All tables live in the
+analytical store as Parquet files (see `docs/architecture.md`).
 
 Each table has a key. A row whose key is already stored with the same values
 is a re-send and is skipped; with other values it is quarantined, or it
@@ -297,10 +304,7 @@ row to the quarantine with the column and the reason.
 def _partitioning(table: Table) -> str:
     if table.time_column is None:
         return f"none: all files directly under `{table.name}/`."
-    return (
-        f"by UTC month of `{table.time_column}`, in folders "
-        f"`{table.name}/month=YYYY-MM/`."
-    )
+    return f"by UTC month of `{table.time_column}`, in folders `{table.name}/month=YYYY-MM/`."
 
 
 def _meaning(column: Column) -> str:
@@ -310,6 +314,12 @@ def _meaning(column: Column) -> str:
     if column.non_negative:
         parts.append("Never negative.")
     return " ".join(parts)
+
+
+_TABLE_RULES: dict[str, str] = {
+    "events": "- A row needs a `customer_id`, an `anonymous_id`, or both.",
+}
+"""Rules over several columns that ingest checks, by table."""
 
 
 def _canonical_table(table: Table) -> str:
@@ -325,6 +335,7 @@ def _canonical_table(table: Table) -> str:
             "",
             f"- Key: `{table.key}`.",
             f"- Partitioning: {_partitioning(table)}",
+            *([_TABLE_RULES[table.name]] if table.name in _TABLE_RULES else []),
             "",
             _row("Column", "Type", "Required", "Meaning"),
             _row("---", "---", "---", "---"),
@@ -371,9 +382,9 @@ def _event_types() -> str:
         [
             "## Event types",
             "",
-            "`events.event_type` is an open vocabulary: these names have a meaning the",
-            "product relies on, and any other name the business has (`video_watched`,",
-            "`store_visit`, ...) is stored as it is and can be used in segments and journeys.",
+            "`events.event_type` is an open vocabulary. The names below are the shared ones;",
+            "`identify` is the one ingest itself acts on. Any other name the business has",
+            "(`video_watched`, `store_visit`, ...) is stored as it is.",
             "",
             _row("Event type", "Meaning"),
             _row("---", "---"),
@@ -404,10 +415,10 @@ def _rules() -> str:
 
 ## Money
 
-- Amounts are exact decimals, `decimal(18,4)`, never floating point, always with
-  an ISO 4217 currency code (upper-cased and checked against the ISO list).
-  Thousands separators (`,`) are removed; `divide_by` in the mapping converts
-  cents.
+- Amounts are exact decimals, `decimal(18,4)`, always with an ISO 4217
+  currency code (upper-cased and checked against the ISO list). Commas are
+  removed as thousands separators. `divide_by` in the mapping converts cents;
+  that division is done in 64-bit floating point and rounded to four places.
 - Amounts are never negative: a refund is the order's `status` (`refunded`),
   not a negative amount. A negative amount is quarantined.
 
@@ -433,9 +444,9 @@ def _rules() -> str:
   customers (a family sharing a phone) is not applied: it is recorded in
   `identity_conflicts` and the first claim stays.
 - Every applied merge is recorded in `identity_merges` with its evidence.
-- Phones are normalised to E.164 (`+8613812345678`); numbers without `+` are
-  read as numbers of the setting `default_phone_region` ({region}), and values
-  containing letters are invalid. E-mails are trimmed, lower-cased and
+- Phones are normalised to E.164 (`+8613812345678`); in customer rows, numbers
+  without `+` are read as numbers of the setting `default_phone_region`
+  ({region}). Values containing letters are invalid. E-mails are trimmed, lower-cased and
   NFC-normalised; dots and `+tags` are kept. An invalid phone or e-mail in a
   customer row quarantines the row."""
 

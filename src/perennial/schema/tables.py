@@ -91,7 +91,7 @@ class Table:
 
     ``key`` is the column that identifies a row across batches (re-sending a row
     with the same key is a duplicate, never a second row). ``time_column`` is the
-    event time that partitions the table by UTC day, or ``None`` for small
+    event time that partitions the table by UTC month, or ``None`` for small
     dimension tables stored unpartitioned.
     """
 
@@ -122,7 +122,7 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
     Column("_batch_id", Kind.STRING, "Ingest batch that wrote the row (see `perennial batches`)."),
     Column("_source_file", Kind.STRING, "Path of the file (or API request) the row came from."),
     Column("_source_line", Kind.INTEGER, "Line (CSV, JSON Lines) or row (Parquet) in that source."),
-    Column("_ingested_at", Kind.TIMESTAMP, "When the batch was committed, UTC."),
+    Column("_ingested_at", Kind.TIMESTAMP, "When the batch ran (its clock at the start), UTC."),
 )
 
 _CONSENT = "Consent to be contacted on {0}: true, false, or empty when unknown (treated as no)."
@@ -203,7 +203,7 @@ ORDER_ITEMS = Table(
         Column(
             "item_id",
             Kind.STRING,
-            "Line id; derived from order, product and position when the source has none.",
+            "Line id; derived from the line's content when the source has none.",
             required=True,
         ),
         Column("order_id", Kind.STRING, "The order this line belongs to.", required=True),

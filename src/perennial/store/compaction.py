@@ -57,8 +57,8 @@ def _rewrite(
     target = txn.scratch_dir(f"compact-{table}-{partition}") / "part.parquet"
     paths = [str(txn.warehouse.root / f.path) for f in group]
     con.execute(
-        f"COPY (SELECT * FROM read_parquet(?, union_by_name = true)) TO '{target}' "
-        "(FORMAT parquet, COMPRESSION zstd)",
+        "COPY (SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false)) "
+        f"TO '{target}' (FORMAT parquet, COMPRESSION zstd)",
         [paths],
     )
     txn.replace_files(table, group, [])

@@ -35,6 +35,8 @@ _SEP = "chr(31)"
 class MergeResult:
     inserted: int
     duplicates_in_batch: int
+    superseded_in_batch: int
+    """Earlier versions of a key in the same file, dropped under ``latest_wins``."""
     already_stored: int
     replaced: int
     conflicts: pa.Table
@@ -69,16 +71,17 @@ def merge_rows(
         FROM ranked r JOIN ranked w ON w.{key} = r.{key} AND w._rank = 1 WHERE r._rank > 1
     """)
     duplicates_in_batch = _count(con, "batch_losers WHERE _content = _winner_content")
+    # Under latest_wins an earlier version in the same file is superseded, not a conflict.
+    superseded = _count(con, "batch_losers WHERE _content <> _winner_content") if latest_wins else 0
     batch_conflicts = con.sql(f"""
         SELECT _source_line, '{table.key}: repeated in this file with other values (id '''
             || {key} || ''', first at line ' || _winner_line || ')' AS reason,
             {_row_json(table)} AS raw
-        FROM batch_losers WHERE _content <> _winner_content
+        FROM batch_losers WHERE _content <> _winner_content AND NOT {latest_wins}
     """).to_arrow_table()
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE candidates AS
-        SELECT * FROM incoming WHERE ({key}, _source_line) NOT IN (
-            SELECT ({key}, _source_line) FROM batch_losers)
+        CREATE OR REPLACE TEMP VIEW candidates AS
+        SELECT i.* FROM incoming i ANTI JOIN batch_losers l USING ({key}, _source_line)
     """)
     stored = _stored_matches(con, txn, table)
     already_stored = _count(con, "stored_matches WHERE _stored_content = _content")
@@ -118,6 +121,7 @@ def merge_rows(
     return MergeResult(
         inserted=inserted,
         duplicates_in_batch=duplicates_in_batch,
+        superseded_in_batch=superseded,
         already_stored=already_stored,
         replaced=replaced,
         conflicts=pa.concat_tables([c.cast(_CONFLICT_SCHEMA) for c in conflicts]),
@@ -132,19 +136,20 @@ _CONFLICT_SCHEMA = pa.schema(
 def _load_incoming(
     con: duckdb.DuckDBPyConnection, table: Table, staged: list[str], *, derive_key: bool
 ) -> None:
-    con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM read_parquet(?)", [staged])
+    """``incoming``: the staged rows, streamed from their files (not held in memory)."""
+    con.read_parquet(staged, hive_partitioning=False).to_view("staged_rows", replace=True)
     if not derive_key:
+        con.execute("CREATE OR REPLACE TEMP VIEW incoming AS SELECT * FROM staged_rows")
         return
     content = _content_expression(table, exclude_key=True)
     key = _quoted(table.key)
     # The n-th identical row gets the same id in every file: re-sends dedupe, repeats stay.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE incoming AS
-        SELECT * REPLACE ('h' || substr(md5(_c || {_SEP} || CAST(row_number() OVER (
+        SELECT * EXCLUDE (_c) REPLACE ('h' || substr(md5(_c || {_SEP} || CAST(row_number() OVER (
                    PARTITION BY _c ORDER BY _source_line) AS VARCHAR)), 1, 24) AS {key})
-        FROM (SELECT *, {content} AS _c FROM incoming)
+        FROM (SELECT *, {content} AS _c FROM staged_rows)
     """)
-    con.execute("ALTER TABLE incoming DROP COLUMN _c")
 
 
 def _row_json(table: Table) -> str:
@@ -186,7 +191,7 @@ def _stored_matches(con: duckdb.DuckDBPyConnection, txn: Transaction, table: Tab
         FROM candidates c JOIN (
             SELECT {key}, {content} AS _stored_content, _source_file AS _stored_file,
                    _source_line AS _stored_line, filename AS _filename
-            FROM read_parquet(?, filename = true)
+            FROM read_parquet(?, filename = true, hive_partitioning = false)
             WHERE {key} IN (SELECT {key} FROM candidates)
         ) s USING ({key})
     """,
@@ -210,7 +215,7 @@ def _drop_replaced_rows(con: duckdb.DuckDBPyConnection, txn: Transaction, table:
         target = txn.scratch_dir(f"rewrite-{uuid.uuid4().hex[:8]}") / "part.parquet"
         con.execute(
             f"""
-            COPY (SELECT * FROM read_parquet(?) WHERE {key} NOT IN (
+            COPY (SELECT * FROM read_parquet(?, hive_partitioning = false) WHERE {key} NOT IN (
                 SELECT {key} FROM stored_matches WHERE _stored_content <> _content))
             TO '{target}' (FORMAT parquet, COMPRESSION zstd)
         """,

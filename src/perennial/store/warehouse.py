@@ -140,10 +140,11 @@ class Warehouse:
         return sorted(int(p.stem) for p in self._manifest_dir.glob("*.json") if p.stem.isdigit())
 
     def _remove_orphans(self, current: Snapshot) -> None:
-        """Delete data files no manifest references: debris of a crashed writer.
+        """Delete data files none of the five newest manifests references.
 
-        Files of older versions stay (readers of an older snapshot may be using them);
-        ``compact`` is what retires them.
+        These are debris of a crashed writer and files retired (by compaction or a
+        replacement) more than five versions ago. Files of the five newest versions stay,
+        so a reader holding a recent snapshot keeps its files; older snapshots expire.
         """
         referenced = {f.path for files in current.tables.values() for f in files}
         for version in self._versions()[-5:]:
