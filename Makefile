@@ -15,13 +15,18 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+# The demo needs the runtime only; the tests also need dev tools and Spark.
+$(VENV)/.synced-runtime: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --inexact
+	touch $@
+
+$(VENV)/.synced-all: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --all-groups
 	touch $@
 
-install: $(VENV)/.synced
+install: $(VENV)/.synced-all
 
-demo: install
+demo: $(VENV)/.synced-runtime
 	$(BIN)/perennial demo run --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED)
 
 lint: install

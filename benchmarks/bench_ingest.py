@@ -45,6 +45,8 @@ NOW = datetime(2026, 11, 23, tzinfo=UTC)
 _START = int(datetime(2024, 11, 1, tzinfo=UTC).timestamp())
 _END = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp())
 FORMATS = ("csv", "parquet")
+DATA_VERSION = "v2"
+"""Part of the cached files' names: bump it when the generator changes."""
 
 
 # --------------------------------------------------------------------------- data
@@ -101,7 +103,7 @@ def orders_table(rows: int, *, seed: int = 20261123) -> Any:
 def ensure_data(rows: int, data_dir: Path, formats: Sequence[str]) -> dict[str, Path]:
     """The cached source files for ``rows`` rows, generated once."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    paths = {fmt: data_dir / f"orders-{rows}.{fmt}" for fmt in formats}
+    paths = {fmt: data_dir / f"orders-{DATA_VERSION}-{rows}.{fmt}" for fmt in formats}
     missing = [fmt for fmt, path in paths.items() if not path.is_file()]
     if not missing:
         return paths
@@ -133,8 +135,11 @@ def _write_csv(table: Any, path: Path) -> None:
     seconds = table.column("placed_at").cast(pa.timestamp("s", tz="UTC"))
     text = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
     table = table.set_column(table.schema.get_field_index("placed_at"), "placed_at", text)
-    options = pacsv.WriteOptions(quoting_style="none", batch_size=64 * 1024)
-    pacsv.write_csv(table, path, options)
+    # No quotes anywhere, header included: no value needs them (as in most id/number exports).
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none", batch_size=1 << 16)
+    with pa.OSFile(str(path), "wb") as sink:
+        sink.write((",".join(table.column_names) + "\n").encode())
+        pacsv.write_csv(table, sink, options)
 
 
 _WRITERS: dict[str, Callable[[Any, Path], None]] = {"csv": _write_csv, "parquet": _write_parquet}
@@ -183,6 +188,7 @@ def run_ours(
     path: Path, scratch: Path, *, phases: bool = False, profile: Path | None = None
 ) -> dict[str, Any]:
     """perennial's full ingest into a fresh, empty home."""
+    import perennial
     from perennial.config import Settings
     from perennial.ingest import pipeline
 
@@ -205,6 +211,7 @@ def run_ours(
         "seconds": seconds,
         "cpu_seconds": cpu,
         "rows": report.accepted,
+        "perennial": str(Path(perennial.__file__).parent),
         "rss_start_mb": rss_start,
         "report": {
             "rows_read": report.rows_read,
@@ -217,6 +224,7 @@ def run_ours(
     }
     if timer is not None:
         result["phases"] = timer.summary(seconds)
+        result["phases_not_found"] = timer.missing
     return result
 
 
@@ -231,16 +239,33 @@ def _write_profile(profiler: Any, path: Path, seconds: float) -> None:
     path.write_text(f"# ingest_file wall time {seconds:.2f} s\n{buffer.getvalue()}")
 
 
+_PHASES = (
+    # (attribute of perennial.ingest.pipeline, phase); attributes a version lacks are skipped
+    ("validate_batch", "2 validate (convert + check)"),
+    ("_merge", "4 merge (dedupe + write table)"),
+    ("write_quarantine", "5 quarantine"),
+    ("_rejected_rows", "5 quarantine"),
+    ("_quarantine", "5 quarantine"),
+    ("resolve_identities", "6 identities"),
+)
+_READ = "1 read (source -> Arrow batches)"
+_STAGE = "3 stage (polars write_parquet)"
+_COMMIT = "7 commit manifest"
+_OTHER = "8 other (setup, report, cleanup)"
+
+
 class PhaseTimer:
     """Wall time per ingest phase, by wrapping the pipeline's collaborators (no src changes).
 
-    SQL statements issued on the pipeline's DuckDB connection are timed one by one and
-    labelled by what they create or read, so the merge can be broken down.
+    SQL statements on the pipeline's DuckDB connection are timed one by one, labelled by
+    what they create, and listed under the phase that issued them.
     """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.current: str | None = None
+        self.missing: list[str] = []
 
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
@@ -248,13 +273,18 @@ class PhaseTimer:
 
     def timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            outer, self.current = self.current, name
             started = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
                 self.add(name, time.perf_counter() - started)
+                self.current = outer
 
         return wrapper
+
+    def add_sql(self, sql: str, seconds: float) -> None:
+        self.add(f"{self.current or _OTHER}{_SQL}{_sql_label(sql)}", seconds)
 
     @classmethod
     def install(cls, pipeline: Any) -> PhaseTimer:
@@ -267,62 +297,53 @@ class PhaseTimer:
 
         def read_source(*args: Any, **kwargs: Any) -> Any:
             names, batches = original_read(*args, **kwargs)
-            return names, timer.iterate("1 read (source -> Arrow batches)", batches)
+            return names, timer.iterate(_READ, batches)
 
         pipeline.read_source = read_source
-        pipeline.validate_batch = timer.timed(
-            "2 validate (convert + check)", pipeline.validate_batch
-        )
-        pl.DataFrame.write_parquet = timer.timed(  # type: ignore[method-assign]
-            "3 stage (polars write_parquet)", pl.DataFrame.write_parquet
-        )
-        pipeline._merge = timer.timed("4 merge (dedupe + write table)", pipeline._merge)
-        pipeline._rejected_rows = timer.timed("5 collect rejected", pipeline._rejected_rows)
-        pipeline._quarantine = timer.timed("6 quarantine", pipeline._quarantine)
-        pipeline.resolve_identities = timer.timed("7 identities", pipeline.resolve_identities)
-        Transaction.commit = timer.timed("8 commit manifest", Transaction.commit)  # type: ignore[method-assign]
+        for attribute, phase in _PHASES:
+            if hasattr(pipeline, attribute):
+                setattr(pipeline, attribute, timer.timed(phase, getattr(pipeline, attribute)))
+            else:
+                timer.missing.append(attribute)
+        pl.DataFrame.write_parquet = timer.timed(_STAGE, pl.DataFrame.write_parquet)  # type: ignore[method-assign]
+        Transaction.commit = timer.timed(_COMMIT, Transaction.commit)  # type: ignore[method-assign]
         original_connect = pipeline.connect
         pipeline.connect = lambda settings: _TimedConnection(original_connect(settings), timer)
         return timer
 
     def iterate(self, name: str, items: Iterator[Any]) -> Iterator[Any]:
         while True:
+            outer, self.current = self.current, name
             started = time.perf_counter()
             try:
                 item = next(items)
             except StopIteration:
-                self.add(name, time.perf_counter() - started)
                 return
-            self.add(name, time.perf_counter() - started)
+            finally:
+                self.add(name, time.perf_counter() - started)
+                self.current = outer
             yield item
 
     def summary(self, total: float) -> dict[str, dict[str, float]]:
-        """Phases in pipeline order; SQL statements (all issued by the merge for orders)
-        listed after the merge, slowest first."""
+        """Phases in pipeline order, each followed by its SQL statements, slowest first."""
 
-        def entry(name: str) -> dict[str, float]:
-            seconds = self.seconds[name]
-            return {"seconds": seconds, "share": seconds / total, "calls": self.calls[name]}
+        def entry(name: str, seconds: float | None = None) -> dict[str, float]:
+            seconds = self.seconds[name] if seconds is None else seconds
+            return {"seconds": seconds, "share": seconds / total, "calls": self.calls.get(name, 1)}
 
-        phases = sorted(n for n in self.seconds if not n.startswith(_SQL))
-        statements = sorted(
-            (n for n in self.seconds if n.startswith(_SQL)), key=lambda n: -self.seconds[n]
-        )
-        rows: dict[str, dict[str, float]] = {}
-        for name in phases:
-            rows[name] = entry(name)
-            if name.startswith("4 "):
-                rows.update((n, entry(n)) for n in statements)
+        phases = sorted(n for n in self.seconds if _SQL not in n)
         top = sum(self.seconds[n] for n in phases)
-        rows["9 other (setup, report, cleanup)"] = {
-            "seconds": total - top,
-            "share": (total - top) / total,
-            "calls": 1,
-        }
+        self.seconds[_OTHER] = self.seconds.get(_OTHER, 0.0) + total - top
+        rows: dict[str, dict[str, float]] = {}
+        for phase in [*phases, _OTHER]:
+            rows[phase] = entry(phase)
+            statements = [n for n in self.seconds if n.startswith(phase + _SQL)]
+            for name in sorted(statements, key=lambda n: -self.seconds[n]):
+                rows[f"  {phase[0]}. sql: {name.split(_SQL, 1)[1]}"] = entry(name)
         return rows
 
 
-_SQL = "  - sql: "
+_SQL = " | sql: "
 
 
 def _sql_label(sql: str) -> str:
@@ -351,24 +372,36 @@ class _TimedConnection:
         try:
             return self._con.execute(sql, *args, **kwargs)
         finally:
-            self._timer.add(_SQL + _sql_label(sql), time.perf_counter() - started)
+            self._timer.add_sql(sql, time.perf_counter() - started)
 
     def sql(self, sql: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        table = self._con.sql(sql, *args, **kwargs).to_arrow_table()
-        self._timer.add(_SQL + _sql_label(sql), time.perf_counter() - started)
-        return _Materialised(table)
+        return _TimedRelation(self._con.sql(sql, *args, **kwargs), sql, self._timer)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._con, name)
 
 
-@dataclass(frozen=True)
-class _Materialised:
-    table: Any
+class _TimedRelation:
+    """A lazy relation from ``sql``: the call that runs it (fetch, to_arrow...) is timed."""
 
-    def to_arrow_table(self) -> Any:
-        return self.table
+    def __init__(self, relation: Any, sql: str, timer: PhaseTimer) -> None:
+        self._relation = relation
+        self._sql = sql
+        self._timer = timer
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._relation, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                self._timer.add_sql(self._sql, time.perf_counter() - started)
+
+        return call
 
 
 def run_one(args: argparse.Namespace) -> int:
@@ -416,6 +449,8 @@ def measure(
         command += ["--profile", f"{args.profile}.{fmt}.txt"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERENNIAL_")}
     env["PERENNIAL_CONFIG"] = os.devnull  # no perennial.toml from the working directory
+    if args.source_copy is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(args.source_copy), env.get("PYTHONPATH", "")])
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
@@ -477,6 +512,8 @@ def print_phases(fmt: str, ours: Measurement) -> None:
     print("|---|---:|---:|---:|")
     for name, p in phases.items():
         print(f"| {name.strip()} | {p['seconds']:.2f} | {p['share']:.0%} | {p['calls']:.0f} |")
+    if ours.extra.get("phases_not_found"):
+        print(f"(pipeline has no {', '.join(ours.extra['phases_not_found'])}: not timed apart)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -488,6 +525,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
     paths = ensure_data(args.rows, args.data_dir, formats)
+    package = _perennial_package()
+    print(f"code measured: {_describe_source(package)}")
+    args.source_copy = None
+    if not args.live_src:
+        args.source_copy = Path(tempfile.mkdtemp(prefix="_src-", dir=args.data_dir))
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(package, args.source_copy / "perennial", ignore=ignore)
+        print(f"  (a copy taken now, so edits to {package} during the run do not mix in)")
+    try:
+        return _run_all(args, formats, paths)
+    finally:
+        if args.source_copy is not None:
+            shutil.rmtree(args.source_copy, ignore_errors=True)
+
+
+def _perennial_package() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("perennial")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("perennial is not importable; run with the project's .venv")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _describe_source(package: Path) -> str:
+    """Commit, uncommitted changes and a content hash of the package's Python files."""
+    import hashlib
+
+    digest = hashlib.sha1(usedforsecurity=False)
+    for file in sorted(package.rglob("*.py")):
+        digest.update(file.relative_to(package).as_posix().encode() + b"\0" + file.read_bytes())
+    text = f"{package} sha1 {digest.hexdigest()[:12]}"
+
+    def git(*command: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(package), *command], capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD")
+    if head:
+        changed = git("status", "--porcelain", "--", ".").splitlines()
+        text += f", commit {head}" + (
+            f" + {len(changed)} uncommitted change(s): "
+            + ", ".join(line[3:] for line in changed[:8])
+            if changed
+            else " (clean)"
+        )
+    return text
+
+
+def _run_all(args: argparse.Namespace, formats: list[str], paths: dict[str, Path]) -> int:
     results = [timed_runs(fmt, paths[fmt], args) for fmt in formats]
     print_table(results, args.repeat)
     if args.phases or args.profile:
@@ -515,7 +604,8 @@ def timed_runs(fmt: str, path: Path, args: argparse.Namespace) -> Row:
                 f"{fmt} run {run} {kind}: {m.seconds:.2f} s (CPU {m.extra['cpu_seconds']:.2f} s), "
                 f"{m.rows:,} rows, load {os.getloadavg()[0]:.2f}, "
                 f"peak RSS {m.peak_rss_mb:,.0f} MB "
-                f"(after imports {m.extra['rss_start_mb']:,.0f} MB)",
+                f"(after imports {m.extra['rss_start_mb']:,.0f} MB)"
+                + (f", perennial from {m.extra['perennial']}" if "perennial" in m.extra else ""),
                 flush=True,
             )
             # Honest comparison: both sides must have written every row.
@@ -536,6 +626,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile", default=None, help="cProfile ours; writes <PROFILE>.<format>.txt"
+    )
+    parser.add_argument(
+        "--live-src",
+        action="store_true",
+        help="import perennial from the working tree in every run instead of a copy taken "
+        "at the start",
     )
     parser.add_argument("--one", choices=["peer", "ours"], help=argparse.SUPPRESS)
     parser.add_argument("--format", choices=FORMATS, help=argparse.SUPPRESS)

@@ -31,7 +31,7 @@ from perennial.demo.sessions import browsing_sessions
 from perennial.demo.spend import NO_COUPON, OrderValues, draw_order_values
 from perennial.schema.tables import AMOUNT_TYPE, TABLES, OrderStatus
 
-__all__ = ["BlockOutput", "IdCounters", "simulate_block"]
+__all__ = ["IDS_PER_BLOCK", "BlockOutput", "simulate_block"]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -45,14 +45,12 @@ _EVENT_ID_WIDTH = 11
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
-@dataclass(frozen=True)
-class IdCounters:
-    """The next free number of each id kind, so ids stay unique across blocks."""
+IDS_PER_BLOCK = 100_000_000
+"""Order, item and event numbers of block ``b`` start at ``b * IDS_PER_BLOCK + 1``.
 
-    customer: int = 1
-    order: int = 1
-    item: int = 1
-    event: int = 1
+Blocks run in parallel, so one cannot wait for the previous block's counts:
+each block numbers within its own range, and ids stay unique and stable.
+"""
 
 
 @dataclass(frozen=True)
@@ -66,24 +64,25 @@ class BlockOutput:
     identity_lines: pa.Array
     education_lines: pa.Array
     ground_truth: pa.Table
-    next_ids: IdCounters
 
 
 def simulate_block(
     seed: int,
     block: int,
+    first_customer: int,
     size: int,
     calendar: DemandCalendar,
-    ids: IdCounters,
     customer_id_width: int,
 ) -> BlockOutput:
-    """Simulate ``size`` customers numbered from ``ids.customer``."""
+    """Simulate ``size`` customers numbered from ``first_customer`` (1-based)."""
     streams = {
         stage: np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block, index)))
         for index, stage in enumerate(_STAGES)
     }
     parameters = LatentParameters()
-    population = draw_population(streams["population"], calendar, ids.customer, size, parameters)
+    population = draw_population(
+        streams["population"], calendar, first_customer, size, parameters
+    )
     customer_ids = prefixed_ids("C", population.numbers, customer_id_width)
 
     history = simulate_purchases(streams["purchases"], population, calendar)
@@ -95,8 +94,11 @@ def simulate_block(
     incidents = incidents.censor(limit[history.customer])
     values = draw_order_values(streams["spend"], population, history, calendar, parameters)
     baskets = draw_baskets(streams["baskets"], population, history, values)
-    orders = _orders_table(history, incidents, values, baskets, customer_ids, calendar, ids)
-    items = _items_table(baskets, orders, ids)
+    first_number = block * IDS_PER_BLOCK + 1
+    orders = _orders_table(
+        history, incidents, values, baskets, customer_ids, calendar, first_number
+    )
+    items = _items_table(baskets, orders, first_number)
 
     context = OrderContext(
         history=history,
@@ -124,12 +126,12 @@ def simulate_block(
     )
     education, education_status = learning_journeys(streams["education"], population, limit)
 
-    next_event = ids.event
+    next_event = first_number
     tables = []
     for batch in (behaviour, identity, education):
         ordered = batch.chronological()
         seconds = calendar.epoch_seconds(ordered.days)
-        numbers = np.arange(next_event, next_event + ordered.size, dtype=np.int64)
+        numbers = _numbers(next_event, ordered.size, first_number)
         next_event += ordered.size
         event_ids = prefixed_ids("E", numbers, _EVENT_ID_WIDTH)
         tables.append((ordered.to_table(event_ids, customer_ids, seconds * 1_000_000), seconds))
@@ -144,12 +146,6 @@ def simulate_block(
         ground_truth=ground_truth_table(
             population, calendar, customer_ids, churn, education_status
         ),
-        next_ids=IdCounters(
-            customer=ids.customer + size,
-            order=ids.order + history.size,
-            item=ids.item + baskets.size,
-            event=next_event,
-        ),
     )
 
 
@@ -160,11 +156,11 @@ def _orders_table(
     baskets: Baskets,
     customer_ids: pa.Array,
     calendar: DemandCalendar,
-    ids: IdCounters,
+    first_number: int,
 ) -> pa.Table:
     """The canonical ``orders`` rows; amount = the lines' gross value less the coupon."""
     units, gross_cents = baskets.per_order(history.size)
-    order_numbers = np.arange(ids.order, ids.order + history.size, dtype=np.int64)
+    order_numbers = _numbers(first_number, history.size)
     coupon_codes = pa.array([c.code for c in COUPONS]).take(
         pa.array(values.coupon, mask=values.coupon == NO_COUPON)
     )
@@ -186,9 +182,9 @@ def _orders_table(
     )
 
 
-def _items_table(baskets: Baskets, orders: pa.Table, ids: IdCounters) -> pa.Table:
+def _items_table(baskets: Baskets, orders: pa.Table, first_number: int) -> pa.Table:
     """The canonical ``order_items`` rows, lines in the order of their orders."""
-    item_numbers = np.arange(ids.item, ids.item + baskets.size, dtype=np.int64)
+    item_numbers = _numbers(first_number, baskets.size)
     line_orders = pa.array(baskets.order)
     return pa.Table.from_arrays(
         [
@@ -202,6 +198,14 @@ def _items_table(baskets: Baskets, orders: pa.Table, ids: IdCounters) -> pa.Tabl
         ],
         schema=TABLES["order_items"].arrow_schema(with_lineage=False),
     )
+
+
+def _numbers(first: int, count: int, block_first: int | None = None) -> IntArray:
+    """``count`` consecutive id numbers from ``first``, within the block's id range."""
+    block_first = first if block_first is None else block_first
+    if first + count > block_first + IDS_PER_BLOCK:
+        raise OverflowError(f"a block produced more than {IDS_PER_BLOCK} ids of one kind")
+    return np.arange(first, first + count, dtype=np.int64)
 
 
 def _first_lines(line_orders: IntArray, orders: int) -> IntArray:

@@ -169,6 +169,7 @@ class Transaction:
             name: list(files) for name, files in base.tables.items()
         }
         self.changed = False
+        self._new_folders: set[Path] = set()
 
     def files(self, table: str) -> list[DataFile]:
         """The table's files as this transaction currently sees them."""
@@ -255,8 +256,9 @@ class Transaction:
         manifest_dir = self.warehouse.root / _MANIFESTS
         temporary = manifest_dir / f".{version:010d}.{uuid.uuid4().hex}.tmp"
         temporary.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
+        _fsync(temporary)
+        for folder in self._new_folders:
+            _fsync(folder)
         try:
             os.link(temporary, manifest_dir / f"{version:010d}.json")
         except FileExistsError:
@@ -265,6 +267,7 @@ class Transaction:
             ) from None
         finally:
             temporary.unlink()
+        _fsync(manifest_dir)
         return self.warehouse.snapshot(version)
 
     def adopt_file(self, table: str, staged: Path, partition: str | None) -> int:
@@ -278,7 +281,9 @@ class Transaction:
         relative = Path(table) / folder / name
         target = self.warehouse.root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
+        _fsync(staged)
         os.replace(staged, target)
+        self._new_folders.add(target.parent)
         self._tables.setdefault(table, []).append(DataFile(relative.as_posix(), rows, partition))
         self.changed = True
         return rows
@@ -293,6 +298,15 @@ class Transaction:
             self.adopt_file(table, staged, _partition_of(staged.relative_to(staged_root)))
             for staged in sorted(staged_root.rglob("*.parquet"))
         )
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or folder's contents to disk: a commit must survive power loss."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _partition_of(relative: Path) -> str | None:
