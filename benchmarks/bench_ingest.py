@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -240,13 +241,11 @@ def _write_profile(profiler: Any, path: Path, seconds: float) -> None:
 
 
 _PHASES = (
-    # (attribute of perennial.ingest.pipeline, phase); attributes a version lacks are skipped
-    ("validate_batch", "2 validate (convert + check)"),
-    ("_merge", "4 merge (dedupe + write table)"),
-    ("write_quarantine", "5 quarantine"),
-    ("_rejected_rows", "5 quarantine"),
-    ("_quarantine", "5 quarantine"),
-    ("resolve_identities", "6 identities"),
+    # (phase, attributes of perennial.ingest.pipeline that belong to it in some version)
+    ("2 validate (convert + check)", ("validate_batch",)),
+    ("4 merge (dedupe + write table)", ("_merge",)),
+    ("5 quarantine", ("write_quarantine", "_rejected_rows", "_quarantine")),
+    ("6 identities", ("resolve_identities",)),
 )
 _READ = "1 read (source -> Arrow batches)"
 _STAGE = "3 stage (polars write_parquet)"
@@ -300,11 +299,12 @@ class PhaseTimer:
             return names, timer.iterate(_READ, batches)
 
         pipeline.read_source = read_source
-        for attribute, phase in _PHASES:
-            if hasattr(pipeline, attribute):
+        for phase, attributes in _PHASES:
+            found = [a for a in attributes if hasattr(pipeline, a)]
+            for attribute in found:
                 setattr(pipeline, attribute, timer.timed(phase, getattr(pipeline, attribute)))
-            else:
-                timer.missing.append(attribute)
+            if not found:
+                timer.missing.append(phase)
         pl.DataFrame.write_parquet = timer.timed(_STAGE, pl.DataFrame.write_parquet)  # type: ignore[method-assign]
         Transaction.commit = timer.timed(_COMMIT, Transaction.commit)  # type: ignore[method-assign]
         original_connect = pipeline.connect
@@ -346,11 +346,17 @@ class PhaseTimer:
 _SQL = " | sql: "
 
 
+_CREATED = re.compile(
+    r"CREATE (?:OR REPLACE )?(?:TEMP |TEMPORARY )?(TABLE|VIEW) (\S+)", re.IGNORECASE
+)
+
+
 def _sql_label(sql: str) -> str:
     words = " ".join(sql.split())
     upper = words.upper()
-    if upper.startswith("CREATE OR REPLACE TEMP TABLE"):
-        return "create " + words.split()[5]
+    created = _CREATED.match(words)
+    if created:
+        return f"create {created.group(1).lower()} {created.group(2)}"
     if upper.startswith("COPY"):
         return "COPY ... TO (write table files)"
     if upper.startswith(("ALTER", "UPDATE")):
@@ -513,7 +519,8 @@ def print_phases(fmt: str, ours: Measurement) -> None:
     for name, p in phases.items():
         print(f"| {name.strip()} | {p['seconds']:.2f} | {p['share']:.0%} | {p['calls']:.0f} |")
     if ours.extra.get("phases_not_found"):
-        print(f"(pipeline has no {', '.join(ours.extra['phases_not_found'])}: not timed apart)")
+        missing = ", ".join(ours.extra["phases_not_found"])
+        print(f"(not found in this pipeline version, so counted in 'other': {missing})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -562,7 +569,7 @@ def _describe_source(package: Path) -> str:
         done = subprocess.run(
             ["git", "-C", str(package), *command], capture_output=True, text=True, check=False
         )
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.rstrip() if done.returncode == 0 else ""
 
     head = git("rev-parse", "--short", "HEAD")
     if head:

@@ -80,14 +80,12 @@ def simulate_block(
         for index, stage in enumerate(_STAGES)
     }
     parameters = LatentParameters()
-    population = draw_population(
-        streams["population"], calendar, first_customer, size, parameters
-    )
+    population = draw_population(streams["population"], calendar, first_customer, size, parameters)
     customer_ids = prefixed_ids("C", population.numbers, customer_id_width)
 
     history = simulate_purchases(streams["purchases"], population, calendar)
     incidents = draw_incidents(streams["incidents"], population, history)
-    churn = churn_days(population, history, incidents, calendar.days)
+    churn = churn_days(history, incidents, calendar.days)
     kept = history.days <= churn[history.customer]
     history, incidents = history.select(kept), incidents.select(kept)
     limit = np.minimum(churn, np.nextafter(calendar.days, 0.0))  # last instant of activity

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DemandCalendar", "Promotion"]
+__all__ = ["DemandCalendar", "Promotion", "chronological_order"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -104,7 +104,7 @@ class DemandCalendar:
     @property
     def days(self) -> float:
         """Length of the period in days; simulated times lie in ``[0, days)``."""
-        return self.hourly_demand.shape[0] / 24.0
+        return int(self.hourly_demand.shape[0]) / 24.0
 
     @property
     def origin(self) -> datetime:
@@ -146,8 +146,22 @@ class DemandCalendar:
         return self.promotion_by_local_day[clipped]
 
 
+def chronological_order(days: FloatArray) -> IntArray:
+    """Positions that sort non-negative times to the second, ties in their original order.
+
+    Sorting unique integer keys (seconds, then position) is faster than a stable
+    sort of floats and gives the same permutation on every machine.
+    """
+    seconds = np.floor(days * 86_400.0).astype(np.int64)
+    position_bits = max(int(days.shape[0]).bit_length(), 1)
+    if days.shape[0] and int(seconds.max()).bit_length() + position_bits > 62:
+        return np.argsort(days, kind="stable").astype(np.int64)
+    keys = np.sort((seconds << position_bits) | np.arange(days.shape[0], dtype=np.int64))
+    return np.asarray(keys & ((1 << position_bits) - 1), dtype=np.int64)
+
+
 def _day_of_month(dates: npt.NDArray[np.datetime64]) -> IntArray:
-    return (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
+    return np.asarray((dates - dates.astype("datetime64[M]")).astype(np.int64) + 1, np.int64)
 
 
 def _daily_demand(dates: npt.NDArray[np.datetime64]) -> tuple[FloatArray, IntArray]:

@@ -20,6 +20,7 @@ from perennial.demo.fixed_width import (
     iso_dates,
     iso_utc,
     join_columns,
+    mix_bits,
     scramble,
     strings_from_bytes,
 )
@@ -189,7 +190,7 @@ def _emails(
 
 def _birthdays(rng: np.random.Generator, signup_seconds: IntArray) -> pa.Array:
     """Adults aged 18-65 at sign-up; a few with the placeholder year 1900; some unknown."""
-    count = signup_seconds.shape[0]
+    count = int(signup_seconds.shape[0])
     age_days = rng.uniform(18.0, 65.0, count) * 365.25
     days = (signup_seconds // 86_400 - age_days).astype(np.int64)
     placeholder = rng.random(count) < 0.03
@@ -198,9 +199,9 @@ def _birthdays(rng: np.random.Generator, signup_seconds: IntArray) -> pa.Array:
     return _null_where(iso_dates(days), rng.random(count) < 0.1)
 
 
-def _wechat_ids(rng: np.random.Generator, numbers: IntArray, multiplier: int) -> pa.Array:
+def _wechat_ids(rng: np.random.Generator, numbers: IntArray, key: int) -> pa.Array:
     """28-character ids starting with ``o``, unique through their first 11 hex digits."""
-    unique = hex_digits(scramble(numbers, 2**44, multiplier, 0x5DEECE66D), 11)
+    unique = hex_digits(mix_bits(numbers, 44, key), 11)
     filler = hex_digits(rng.integers(0, 2**60, numbers.shape[0]), 15)
     count = numbers.shape[0]
     return strings_from_bytes(np.hstack([_ascii("oX", count), unique, filler]))
@@ -211,4 +212,4 @@ def _attributes(rng: np.random.Generator, population: Population) -> pa.Array:
     weekly_value = population.purchase_rate * population.mean_spend
     level = np.searchsorted(_MEMBER_THRESHOLDS, weekly_value).astype(np.int64)
     text = join_columns('{"member_level":"', _pick(_MEMBER_LEVELS, level), '"}')
-    return _null_where(text, rng.random(population.size) < 0.15)
+    return _null_where(text, rng.random((population.size,)) < 0.15)

@@ -53,7 +53,7 @@ def _mask(rows: int, positions: IntArray) -> pa.Array:
 
 
 def _replace(column: pa.Array, rows: int, positions: IntArray, values: pa.Array) -> pa.Array:
-    return pc.replace_with_mask(column, _mask(rows, positions), values)
+    return pc.replace_with_mask(column, _mask(rows, positions), values.cast(column.type))
 
 
 def corrupt_orders(table: pa.Table, positions: IntArray) -> pa.Table:
@@ -64,9 +64,7 @@ def corrupt_orders(table: pa.Table, positions: IntArray) -> pa.Table:
     columns = {name: table.column(name).combine_chunks() for name in table.column_names}
     negative, currency, anonymous, future = kinds
     amount = columns["amount"]
-    columns["amount"] = _replace(
-        amount, rows, negative, pc.negate(amount.take(pa.array(negative)))
-    )
+    columns["amount"] = _replace(amount, rows, negative, pc.negate(amount.take(pa.array(negative))))
     columns["status"] = _replace(
         columns["status"], rows, negative, pa.array(["paid"] * negative.shape[0])
     )

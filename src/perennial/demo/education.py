@@ -122,4 +122,4 @@ def _cumsum_by_group(values: FloatArray, sizes: IntArray) -> FloatArray:
     running = np.cumsum(values)
     ends = np.cumsum(sizes)
     before_group = np.concatenate(([0.0], running))[ends - sizes]
-    return running - np.repeat(before_group, sizes)
+    return np.asarray(running - np.repeat(before_group, sizes), dtype=np.float64)

@@ -19,6 +19,7 @@ __all__ = [
     "iso_dates",
     "iso_utc",
     "join_columns",
+    "mix_bits",
     "prefixed_ids",
     "scramble",
     "strings_from_bytes",
@@ -31,6 +32,7 @@ _DIGIT_PAIRS = np.array([[ord(str(n // 10)), ord(str(n % 10))] for n in range(10
 _PAIR_WORDS = _DIGIT_PAIRS.view(np.uint16).ravel()  # two ASCII digits as one 16-bit word
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _ISO_WIDTH = 20  # 2024-03-05T08:15:00Z
+_MIX_MULTIPLIERS = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)  # SplitMix64
 
 
 def strings_from_bytes(matrix: ByteMatrix) -> pa.StringArray:
@@ -38,9 +40,7 @@ def strings_from_bytes(matrix: ByteMatrix) -> pa.StringArray:
     rows, width = matrix.shape
     offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int32)
     data = np.ascontiguousarray(matrix).tobytes()
-    array = pa.StringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data))
-    assert isinstance(array, pa.StringArray)
-    return array
+    return pa.StringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def _pair_words(values: Int64Array, pairs: int) -> npt.NDArray[np.uint16]:
@@ -85,14 +85,29 @@ def prefixed_ids(prefix: str, numbers: npt.ArrayLike, width: int) -> pa.StringAr
 
 
 def scramble(numbers: npt.ArrayLike, modulus: int, multiplier: int, offset: int) -> Int64Array:
-    """A bijection of ``range(modulus)`` that looks random.
+    """A bijection of ``range(modulus)`` that looks random in its leading digits.
 
-    Used where values must be unique per customer (phones, e-mails, device ids) so
-    identity resolution never merges two simulated people. The multiplier must be
-    coprime with the modulus.
+    Used where values must be unique per customer (phones, e-mails) so identity
+    resolution never merges two simulated people. The multiplier must be coprime
+    with the modulus, and ``modulus * multiplier`` must fit in 63 bits.
     """
     values = np.asarray(numbers, dtype=np.int64)
     return np.asarray((values * multiplier + offset) % modulus, dtype=np.int64)
+
+
+def mix_bits(numbers: npt.ArrayLike, bits: int, key: int) -> Int64Array:
+    """A bijection of ``range(2**bits)`` whose every bit depends on every input bit.
+
+    Device and WeChat ids built from it look random even for consecutive
+    customers, yet stay unique. Xor with a key, multiplication by an odd number
+    and ``x ^= x >> s`` are each invertible modulo ``2**bits``.
+    """
+    mask = np.uint64((1 << bits) - 1)
+    mixed = (np.asarray(numbers, dtype=np.int64).astype(np.uint64) ^ np.uint64(key)) & mask
+    for multiplier in _MIX_MULTIPLIERS:
+        mixed = (mixed * np.uint64(multiplier | 1)) & mask
+        mixed ^= mixed >> np.uint64(bits // 2)
+    return mixed.astype(np.int64)
 
 
 def _civil_dates(days: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:

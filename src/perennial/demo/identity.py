@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from perennial.demo.catalog import CATEGORIES
 from perennial.demo.events import ANONYMOUS, EventBatch, EventType
-from perennial.demo.fixed_width import hex_digits, join_columns, scramble, strings_from_bytes
+from perennial.demo.fixed_width import hex_digits, join_columns, mix_bits, strings_from_bytes
 from perennial.demo.population import Population
 
 __all__ = ["anonymous_ids", "identity_trails"]
@@ -31,7 +31,7 @@ _MINUTE = 1.0 / 1440.0
 
 def anonymous_ids(numbers: IntArray) -> pa.Array:
     """Device ids such as ``anon-3f9a0c21d7``, unique per customer number."""
-    body = hex_digits(scramble(numbers, 2**40, 2_654_435_761, 0x1F2E3D4C5B), 10)
+    body = hex_digits(mix_bits(numbers, 40, 0x1F2E3D4C5B), 10)
     prefix = np.broadcast_to(np.frombuffer(b"anon-", dtype=np.uint8), (numbers.shape[0], 5))
     return strings_from_bytes(np.hstack([prefix, body]))
 

@@ -114,9 +114,7 @@ def draw_incidents(
     )
 
 
-def churn_days(
-    population: Population, history: PurchaseHistory, incidents: Incidents, period_days: float
-) -> FloatArray:
+def churn_days(history: PurchaseHistory, incidents: Incidents, period_days: float) -> FloatArray:
     """Each customer's churn time in days, ``inf`` when still active at the period's end.
 
     The earlier of the BG/NBD dropout and any incident-triggered departure. An
@@ -124,7 +122,7 @@ def churn_days(
     because a departure always follows the incident that caused it.
     """
     churn = history.dropout_days.copy()
-    np.minimum.at(churn, history.customer, incidents.triggered_churn_days)
+    triggered = np.isfinite(incidents.triggered_churn_days)
+    np.minimum.at(churn, history.customer[triggered], incidents.triggered_churn_days[triggered])
     churn[churn >= period_days] = np.inf
-    assert churn.shape[0] == population.size
     return churn

@@ -142,7 +142,7 @@ def _choose(rng: np.random.Generator, weights: FloatArray) -> IntArray:
     cumulative = np.cumsum(weights, axis=1)
     targets = rng.random(weights.shape[0]) * cumulative[:, -1]
     chosen = (cumulative <= targets[:, None]).sum(axis=1)
-    return np.minimum(chosen, weights.shape[1] - 1).astype(np.int64)
+    return np.asarray(np.minimum(chosen, weights.shape[1] - 1), dtype=np.int64)
 
 
 def _favourite_categories(rng: np.random.Generator, rate: FloatArray) -> IntArray:

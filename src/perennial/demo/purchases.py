@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from perennial.demo.calendar import DemandCalendar
+from perennial.demo.calendar import DemandCalendar, chronological_order
 from perennial.demo.population import Population
 
 __all__ = ["PurchaseHistory", "simulate_purchases"]
@@ -91,7 +91,7 @@ def simulate_purchases(
     all_days[: buyers.shape[0]] = population.first_order_days[buyers]
     first = np.zeros(all_customers.shape[0], dtype=np.bool_)
     first[: buyers.shape[0]] = True
-    order = np.argsort(all_days, kind="stable")
+    order = chronological_order(all_days)
     dropout_days = np.full(population.size, np.inf)
     inside_period = dropout_weeks < end_weeks
     dropout_days[inside_period] = calendar.to_calendar(dropout_weeks[inside_period])

@@ -146,7 +146,6 @@ _PY_ASCII_WHITESPACE = "".join(chr(code) for code in range(128) if chr(code).iss
 """ASCII characters Python's ``str.strip`` removes (includes \\x1c-\\x1f, unlike Rust)."""
 
 _ASCII_ONLY = r"^[\x00-\x7F]*$"
-_W = "[" + _PY_ASCII_WHITESPACE + "]"
 _NOT_W_AT = "[^@" + _PY_ASCII_WHITESPACE + "]"
 _NOT_W_AT_DOT = "[^@." + _PY_ASCII_WHITESPACE + "]"
 _ASCII_EMAIL = f"^{_NOT_W_AT}+@{_NOT_W_AT_DOT}+(?:\\.{_NOT_W_AT_DOT}+)+$"

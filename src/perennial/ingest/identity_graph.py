@@ -66,7 +66,8 @@ def _utc(at: datetime, what: str) -> datetime:
 def _set_utc(instance: object, name: str) -> None:
     """Normalise a frozen dataclass's datetime field to UTC in ``__post_init__``."""
     value: datetime = getattr(instance, name)
-    object.__setattr__(instance, name, _utc(value, f"{type(instance).__name__}.{name}"))
+    if value.tzinfo is not UTC:  # most are UTC already: build records cheaply
+        object.__setattr__(instance, name, _utc(value, f"{type(instance).__name__}.{name}"))
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -315,7 +316,7 @@ class IdentityGraph:
         first_seen = self._first_seen
         return [
             Membership(Node.from_key(key), cluster_id, customer_id, first_seen[key])
-            for key, cluster_id, customer_id in self._current()
+            for key, cluster_id, customer_id in self._current(sorted(self._parent))
         ]
 
     def changed_memberships(self) -> list[Membership]:
@@ -326,10 +327,15 @@ class IdentityGraph:
         stored too, or the next run would lose it).
         """
         stored, first_seen = self._stored, self._first_seen
+        changed = [
+            (key, cluster_id, customer_id)
+            for key, cluster_id, customer_id in self._current(self._parent)
+            if stored.get(key) != (cluster_id, customer_id, first_seen[key])
+        ]
+        changed.sort()  # keys are unique, so this orders by key
         return [
             Membership(Node.from_key(key), cluster_id, customer_id, first_seen[key])
-            for key, cluster_id, customer_id in self._current()
-            if stored.get(key) != (cluster_id, customer_id, first_seen[key])
+            for key, cluster_id, customer_id in changed
         ]
 
     def explain(self, node: Node) -> list[MergeRecord]:
@@ -417,10 +423,10 @@ class IdentityGraph:
         del self._roots[root_b]
         return a
 
-    def _current(self) -> Iterator[tuple[str, str, str | None]]:
-        """(node key, cluster id, customer id) for every node, in key order."""
+    def _current(self, keys: Iterable[str]) -> Iterator[tuple[str, str, str | None]]:
+        """(node key, cluster id, customer id) for each of ``keys``, naming each root once."""
         named: dict[str, tuple[str, str | None]] = {}
-        for key in sorted(self._parent):
+        for key in keys:
             root = self._find(key)
             name = named.get(root)
             if name is None:
