@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,12 +57,17 @@ def test_ingest_prints_a_summary_and_quarantine_lists_the_bad_rows(tmp_path: Pat
 
     ingested = _perennial(home, "ingest", str(source), "--table", "orders")
     listed = _perennial(home, "quarantine")
+    as_json = [
+        json.loads(line) for line in _perennial(home, "quarantine", "--json").stdout.splitlines()
+    ]
     strict = _perennial(home, "ingest", str(source), "--table", "orders", "--fail-on-quarantine")
 
     assert ingested.returncode == 0, ingested.stderr
     assert "Ingest summary" in ingested.stdout
     assert "amount: negative amount" in ingested.stdout
     assert "negative amount '-1'" in listed.stdout
+    assert "orders.csv, line 3, column amount" in listed.stdout
+    assert [(r["source_line"], r["column_name"]) for r in as_json] == [(3, "amount")]
     assert strict.returncode == ExitCode.ROWS_QUARANTINED
 
 

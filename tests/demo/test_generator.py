@@ -16,6 +16,7 @@ import pytest
 from perennial.demo import DemoDataset, generate_demo
 from perennial.demo import generator as generator_module
 from perennial.demo.education import EDUCATION_STATUSES
+from perennial.schema.docs import EVENT_TYPES as DOCUMENTED_EVENT_TYPES
 from perennial.schema.tables import TABLES
 from tests.demo.conftest import (
     CUSTOMERS,
@@ -37,7 +38,11 @@ def _digests(dataset: DemoDataset) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
 
-def test_the_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block_size", [generator_module.BLOCK_SIZE, 70])
+def test_the_same_seed_writes_byte_identical_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_size: int
+) -> None:
+    monkeypatch.setattr(generator_module, "BLOCK_SIZE", block_size)  # 70: blocks on two threads
     first = generate_demo(tmp_path / "a", customers=SMALL, seed=11)
     second = generate_demo(tmp_path / "b", customers=SMALL, seed=11)
 
@@ -251,6 +256,18 @@ def test_many_customers_are_split_into_blocks_and_files(
     assert ids.is_unique().all()
 
 
+def test_a_later_run_replaces_every_part_of_an_earlier_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr(generator_module, "MAX_ROWS_PER_FILE", 500)
+        generate_demo(tmp_path, customers=SMALL)
+    dataset = generate_demo(tmp_path, customers=SMALL)
+    written = {f.path.name for f in dataset.files} | {dataset.ground_truth.name}
+
+    assert {p.name for p in tmp_path.iterdir()} == written
+
+
 def test_progress_reports_stages_and_nothing_is_printed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -266,6 +283,7 @@ def test_progress_reports_stages_and_nothing_is_printed(
     "arguments",
     [
         {"customers": 0},
+        {"seed": -1},
         {"dirty_fraction": -0.1},
         {"dirty_fraction": 1.0},
         {"start": date(2025, 1, 1), "end": date(2024, 12, 31)},
@@ -414,6 +432,14 @@ def test_events_carry_json_object_properties(demo: DemoTables) -> None:
     assert {"login", "page_view", "add_to_cart", "search", "coupon_redeemed", "complaint",
             "refund_request", "survey_answer"} <= set(demo.events["event_type"])  # fmt: skip
     assert any(q in {"how to cancel", "export my data"} for q in queries)
+
+
+def test_event_types_are_the_documented_vocabulary(demo: DemoTables) -> None:
+    documented = {name for name, _ in DOCUMENTED_EVENT_TYPES}
+    written = set(demo.events["event_type"])
+    written |= {r["event_type"] for r in demo.identity + demo.education}
+
+    assert written == documented
 
 
 def test_help_searches_mostly_come_from_customers_about_to_leave(demo: DemoTables) -> None:

@@ -150,7 +150,7 @@ def test_json_lines_with_one_broken_line_keep_the_others(
     report = ingest_file(source, settings, table="events", now=NOW)
     assert (report.accepted, report.quarantined, report.rows_read) == (2, 2, 4)
     reasons = {r.source_line: r.reason for r in list_quarantine(settings)}
-    assert reasons[2].startswith("malformed JSON")
+    assert reasons[2].startswith("malformed JSON (")
     assert reasons[4] == "line is not a JSON object"
     assert _values(settings, "events", "event_id, properties") == [
         ("E1", None),

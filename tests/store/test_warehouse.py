@@ -114,3 +114,6 @@ def test_compaction_merges_small_files_and_keeps_every_row(
     assert duckdb.execute(
         "SELECT count(*) FROM read_parquet(?)", [before.paths("orders")]
     ).fetchall() == [(5,)]
+    compacted = pq.read_schema(after.paths("orders")[0]).names
+    assert compacted == pq.read_schema(before.paths("orders")[0]).names
+    assert "month" not in compacted

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 from rich.table import Table
 
@@ -72,26 +74,26 @@ def quarantine_command(
     batch: Annotated[str | None, typer.Option(help="Only this batch id.")] = None,
     table: Annotated[str | None, typer.Option(help="Only rows meant for this table.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many rows.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List quarantined rows: file, line, column, reason and the row as read."""
     rows = list_quarantine(load_settings(), batch_id=batch, table=table, limit=limit)
+    if as_json:
+        for row in rows:
+            sys.stdout.write(orjson.dumps(row, default=str).decode() + "\n")
+        return
     if not rows:
         console.print("The quarantine is empty.")
         return
-    view = Table(title=f"Quarantined rows (newest first, at most {limit})")
-    for name in ("batch", "table", "file", "line", "column", "reason", "row as read"):
-        view.add_column(name, overflow="fold")
     for row in rows:
-        view.add_row(
-            row.batch_id,
-            row.table_name,
-            row.source_file,
-            str(row.source_line),
-            row.column_name or "",
-            row.reason,
-            row.raw,
+        where = f"{row.source_file}, line {row.source_line}"
+        if row.column_name:
+            where += f", column {row.column_name}"
+        console.print(
+            f"[bold]{where}[/]  (batch {row.batch_id}, table {row.table_name})", highlight=False
         )
-    console.print(view)
+        console.print(f"  reason: {row.reason}", highlight=False, markup=False)
+        console.print(f"  row:    {row.raw}", highlight=False, markup=False, soft_wrap=True)
 
 
 def batches_command(

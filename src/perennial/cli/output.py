@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -26,7 +28,8 @@ __all__ = [
     "reasons_table",
 ]
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
+"""Piped output (CI logs, files) gets wide enough tables instead of 80 folded columns."""
 
 
 def progress_bar() -> Progress:
@@ -53,33 +56,30 @@ def progress_callback(bar: Progress, task: TaskID) -> Callable[[int], None]:
 
 
 def ingest_summary(reports: list[IngestReport]) -> Table:
-    table = Table(title="Ingest summary", show_lines=False)
+    """One line per file: what was read and where every row went."""
+    table = Table(title="Ingest summary")
     for name in (
         "file",
         "table",
         "read",
         "accepted",
         "quarantined",
-        "dup. in file",
-        "already stored",
+        "duplicates",
         "replaced",
-        "id merges",
-        "id conflicts",
-        "seconds",
+        "identities merged / conflicts",
+        "s",
     ):
         table.add_column(name, justify="left" if name in ("file", "table") else "right")
     for r in reports:
         table.add_row(
-            r.source_file,
+            Path(r.source_file).name,
             r.table,
             f"{r.rows_read:,}",
             f"{r.accepted:,}",
             f"{r.quarantined:,}",
-            f"{r.duplicates_in_batch:,}",
-            f"{r.already_stored:,}",
+            f"{r.duplicates_skipped + r.superseded_in_batch:,}",
             f"{r.replaced:,}",
-            f"{r.identity_merges:,}",
-            f"{r.identity_conflicts:,}",
+            f"{r.identity_merges:,} / {r.identity_conflicts:,}",
             f"{r.seconds:.1f}",
         )
     return table
@@ -97,5 +97,5 @@ def reasons_table(reports: list[IngestReport]) -> Table | None:
     table.add_column("reason")
     table.add_column("rows", justify="right")
     for (source, reason), count in sorted(counts.items()):
-        table.add_row(source, reason, f"{count:,}")
+        table.add_row(Path(source).name, reason, f"{count:,}")
     return table

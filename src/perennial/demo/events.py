@@ -1,9 +1,10 @@
 """Behaviour events as columns, from any simulated source to the canonical layout.
 
 Every source (sessions, orders, incidents, identity trails, courses) yields an
-``EventBatch``; batches are concatenated, cut at each customer's churn, sorted by
-time and given ids, then written as the canonical ``events`` table (properties as
-JSON text) or as JSON Lines (properties as nested objects).
+``EventBatch`` of events inside its customers' active lives; batches are
+concatenated, sorted by time and given ids, then written as the canonical
+``events`` table (properties as JSON text) or as JSON Lines (properties as nested
+objects).
 """
 
 from __future__ import annotations

@@ -69,6 +69,8 @@ def generate_demo(
     """
     if customers < 1:
         raise ValueError(f"customers must be at least 1, got {customers}")
+    if seed < 0:
+        raise ValueError(f"seed must not be negative, got {seed}")
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
     if not 0.0 <= dirty_fraction < 1.0:
@@ -119,6 +121,7 @@ def generate_demo(
             identity.append(block.output.identity_lines)
             education.append(block.output.education_lines)
             truth.write_table(block.output.ground_truth)
+            del block  # let it go before the next one is awaited
 
     report("breaking rows in the JSON Lines files")
     identity.break_lines(dirty_stream(2), dirty_fraction)

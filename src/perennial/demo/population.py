@@ -54,8 +54,8 @@ _MINUTES_PER_DAY = 1440.0
 class LatentParameters:
     """Population parameters; rates are per week, money in CNY.
 
-    The defaults give about 6.5 orders per customer over two years (mean
-    ``lambda`` 0.36 a week, mean ``p`` 0.23) and a mean order value near 150 CNY.
+    The defaults give about 6 orders per customer over two years (mean ``lambda``
+    0.42 a week, mean ``p`` 0.21) and a mean order value near 150 CNY.
     """
 
     purchase_shape_r: float = 0.8

@@ -76,7 +76,7 @@ def browsing_sessions(
     login = rng.random(size) < _LOGIN_SHARE
     views = 1 + rng.poisson(_EXTRA_VIEWS, size)
     searched = rng.random(size) < np.where(fading, 0.5, 0.2)
-    helpless = searched & (rng.random(size) < np.where(fading, 0.6, 0.03))
+    help_search = searched & (rng.random(size) < np.where(fading, 0.6, 0.03))
     carted = rng.random(size) < np.where(fading, 0.03, 0.25)
     favourite = population.favourite_category[sessions.customer]
 
@@ -115,7 +115,7 @@ def browsing_sessions(
                 customer=sessions.customer[searches],
                 days=search_days[searches],
                 kind=np.full(searches.shape[0], EventType.SEARCH),
-                properties=_queries(rng, favourite[searches], helpless[searches]),
+                properties=_queries(rng, favourite[searches], help_search[searches]),
             ),
             EventBatch(
                 customer=sessions.customer[carts],
@@ -181,13 +181,13 @@ def search_terms(rng: np.random.Generator, category: IntArray) -> pa.Array:
     return pa.array(SEARCH_TERMS).take(pa.array(term))
 
 
-def _queries(rng: np.random.Generator, favourite: IntArray, helpless: BoolArray) -> pa.Array:
+def _queries(rng: np.random.Generator, favourite: IntArray, help_search: BoolArray) -> pa.Array:
     size = favourite.shape[0]
     category = np.where(rng.random(size) < 0.6, favourite, rng.integers(0, len(CATEGORIES), size))
     product_terms = search_terms(rng, category)
     help_terms = pa.array(HELP_QUERIES).take(pa.array(rng.integers(0, len(HELP_QUERIES), size)))
     return join_columns(
-        '{"query":"', pc.if_else(pa.array(helpless), help_terms, product_terms), '"}'
+        '{"query":"', pc.if_else(pa.array(help_search), help_terms, product_terms), '"}'
     )
 
 

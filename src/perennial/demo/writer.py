@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = ["JsonLinesFile", "ParquetParts", "csv_bytes", "write_parquet"]
 
 IntArray = npt.NDArray[np.int64]
 
+_PART_NAME = re.compile(r"(-\d{5})?\.parquet")
 _DICTIONARY_COLUMNS = [
     "currency", "status", "channel", "coupon_code", "category", "product_id", "event_type",
     "favourite_category", "education_status",
@@ -59,6 +61,12 @@ class ParquetParts:
     corrupt: Callable[[pa.Table, int], tuple[pa.Table, int]] | None = None
     _parts: list[tuple[Path, int]] = field(default_factory=list)
     dirty_rows: int = 0
+
+    def __post_init__(self) -> None:
+        """Remove parts of an earlier run, which a smaller run would otherwise leave behind."""
+        for stale in self.directory.glob(f"{self.stem}*.parquet"):
+            if _PART_NAME.fullmatch(stale.name.removeprefix(self.stem)):
+                stale.unlink()
 
     def append(self, table: pa.Table) -> None:
         for offset in range(0, max(table.num_rows, 1), self.max_rows):

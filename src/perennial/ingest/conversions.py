@@ -118,11 +118,24 @@ def _timestamps(
 
 
 def _parse_timestamps(text: pl.Series, formats: list[str] | None, zone: str) -> pl.Series:
-    """Try each format on the rows still unparsed; naive results are local time in ``zone``."""
-    text = text.str.replace(r"Z$", "+00:00")
-    candidates = formats or [*_ZONED_FORMATS, *_NAIVE_FORMATS]
+    """Try each format on the rows still unparsed; naive results are local time in ``zone``.
+
+    Values ending in ``Z`` (UTC, the commonest machine format) take a fast path: the
+    ``Z`` is dropped and the rest parsed as naive UTC, several times faster than ``%z``.
+    """
+    zulu = text.str.ends_with("Z").fill_null(False)
+    if not zulu.any():
+        return _parse_in_zone(text, formats or [*_ZONED_FORMATS, *_NAIVE_FORMATS], zone)
+    utc = _parse_in_zone(text.str.strip_suffix("Z"), formats or list(_NAIVE_FORMATS), "UTC")
+    if zulu.all():
+        return utc
+    local = _parse_in_zone(text, formats or [*_ZONED_FORMATS, *_NAIVE_FORMATS], zone)
+    return utc.zip_with(zulu, local)
+
+
+def _parse_in_zone(text: pl.Series, formats: list[str], zone: str) -> pl.Series:
     result = nulls(text.name, len(text), _DATETIME)
-    for fmt in candidates:
+    for fmt in formats:
         pending = result.is_null() & text.is_not_null()
         if not pending.any():
             break

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
+import polars as pl
 import pyarrow as pa
 
 from perennial.config import Settings
@@ -28,8 +28,9 @@ from perennial.ingest.readers import delimiter_hint, read_source
 from perennial.ingest.report import IngestReport
 from perennial.ingest.validation import validate_batch
 from perennial.store.engine import connect
-from perennial.store.merge import MergeResult, merge_rows
-from perennial.store.warehouse import Transaction, Warehouse
+from perennial.store.merge import merge_rows
+from perennial.store.partitioned_writer import PartitionedWriter
+from perennial.store.warehouse import Warehouse
 
 __all__ = ["Progress", "ingest_file"]
 
@@ -72,20 +73,26 @@ def ingest_file(
     con = connect(settings)
     try:
         with Warehouse(settings.warehouse).transaction(batch_id) as txn:
-            accepted_dir = txn.scratch_dir("accepted")
             rejected_dir = txn.scratch_dir("rejected")
+            writer = PartitionedWriter(txn, mapping.table, _file_schema(mapping))
+            lineage = _lineage(batch_id, source_file, clock)
             rows_read = 0
             for number, raw in enumerate(batches):
                 validated = validate_batch(raw, mapping, context)
                 rows_read += raw.rows.num_rows + len(raw.broken)
-                if validated.accepted.height:
-                    validated.accepted.write_parquet(accepted_dir / f"{number:06d}.parquet")
+                _write_accepted(writer, validated.accepted, mapping, lineage)
                 if validated.rejected.height:
                     validated.rejected.write_parquet(rejected_dir / f"{number:06d}.parquet")
                 if progress is not None:
                     progress(rows_read)
-            staged = sorted(str(p) for p in accepted_dir.glob("*.parquet"))
-            merged = _merge(con, txn, mapping, staged, source_file, clock)
+            merged = merge_rows(
+                con,
+                txn,
+                mapping.target,
+                writer.close(),
+                derive_key=mapping.derives_key(),
+                latest_wins=mapping.on_duplicate is DuplicatePolicy.LATEST_WINS,
+            )
             rejected_files = sorted(str(p) for p in rejected_dir.glob("*.parquet"))
             quarantined = write_quarantine(
                 con, txn, rejected_files, merged.conflicts, mapping.table, source_file, clock
@@ -131,30 +138,34 @@ def _require_columns(path: Path, mapping: Mapping, source_columns: list[str]) ->
             )
 
 
-def _merge(
-    con: duckdb.DuckDBPyConnection,
-    txn: Transaction,
-    mapping: Mapping,
-    staged: list[str],
-    source_file: str,
-    clock: datetime,
-) -> MergeResult:
-    if not staged:
-        empty = pa.table(
-            {
-                "_source_line": pa.array([], pa.int64()),
-                "reason": pa.array([], pa.string()),
-                "raw": pa.array([], pa.string()),
-            }
-        )
-        return MergeResult(0, 0, 0, 0, 0, empty)
-    return merge_rows(
-        con,
-        txn,
-        mapping.target,
-        staged,
-        derive_key=mapping.derives_key(),
-        latest_wins=mapping.on_duplicate is DuplicatePolicy.LATEST_WINS,
-        source_file=source_file,
-        committed_at=clock,
-    )
+def _file_schema(mapping: Mapping) -> pa.Schema:
+    """Files declare every column nullable: derived keys are filled in after writing."""
+    return pa.schema([f.with_nullable(True) for f in mapping.target.arrow_schema()])
+
+
+def _lineage(batch_id: str, source_file: str, clock: datetime) -> list[pl.Expr]:
+    return [
+        pl.lit(batch_id).alias("_batch_id"),
+        pl.lit(source_file).alias("_source_file"),
+        pl.col("_source_line"),
+        pl.lit(clock).cast(pl.Datetime("us", "UTC")).alias("_ingested_at"),
+    ]
+
+
+def _write_accepted(
+    writer: PartitionedWriter, accepted: pl.DataFrame, mapping: Mapping, lineage: list[pl.Expr]
+) -> None:
+    """Hand accepted rows to the writer, split by the table's month partition."""
+    if accepted.height == 0:
+        return
+    target = mapping.target
+    rows = accepted.select(*[pl.col(c) for c in target.column_names], *lineage)
+    schema = _file_schema(mapping)
+    if target.time_column is None:
+        writer.write(None, rows.to_arrow().cast(schema))
+        return
+    stamp = rows.get_column(target.time_column)
+    months = (stamp.dt.year() * 100 + stamp.dt.month()).alias("_month")
+    parts = rows.with_columns(months).partition_by("_month", as_dict=True, include_key=False)
+    for (month,), part in parts.items():
+        writer.write(f"{month // 100:04d}-{month % 100:02d}", part.to_arrow().cast(schema))

@@ -170,6 +170,7 @@ class Transaction:
         }
         self.changed = False
         self._new_folders: set[Path] = set()
+        self._added: set[str] = set()
 
     def files(self, table: str) -> list[DataFile]:
         """The table's files as this transaction currently sees them."""
@@ -234,6 +235,9 @@ class Transaction:
         kept = [f for f in self._tables.get(table, []) if f.path not in old_paths]
         self._tables[table] = kept + list(new)
         self.changed = True
+        for path in old_paths & self._added:  # never committed: nobody can be reading it
+            (self.warehouse.root / path).unlink(missing_ok=True)
+            self._added.discard(path)
 
     def remove_all(self, table: str) -> None:
         """Drop every file of ``table`` from this version (for tables rewritten whole)."""
@@ -284,6 +288,7 @@ class Transaction:
         _fsync(staged)
         os.replace(staged, target)
         self._new_folders.add(target.parent)
+        self._added.add(relative.as_posix())
         self._tables.setdefault(table, []).append(DataFile(relative.as_posix(), rows, partition))
         self.changed = True
         return rows
