@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DEMO_CUSTOMERS ?= 50000
 DEMO_SEED ?= 7
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench clean system-deps
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,7 +39,14 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+# Real parts the tests start themselves: a PostgreSQL server and Spark (needs Java).
+system-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
+	@command -v java >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null)
+
+test: system-deps lint
 	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered
 
 bench: install

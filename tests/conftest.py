@@ -45,3 +45,12 @@ def spark() -> Iterator[SparkSession]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for the whole test run."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url

@@ -26,7 +26,11 @@ __all__ = ["ConversionContext", "Converted", "convert_column"]
 
 _DATETIME = pl.Datetime("us", "UTC")
 _DECIMAL = pl.Decimal(18, 4)
+# Whole-second forms come first: parsing them is several times faster than with ``%.f``,
+# which is only tried on the rows still unparsed.
 _NAIVE_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%dT%H:%M:%S%.f",
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%dT%H:%M",
@@ -40,7 +44,12 @@ _NAIVE_FORMATS = (
     "%d.%m.%Y %H:%M:%S",
     "%d.%m.%Y",
 )
-_ZONED_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z")
+_ZONED_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M%z",
+)
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 _EARLIEST = datetime(1900, 1, 1)

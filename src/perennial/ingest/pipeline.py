@@ -27,6 +27,7 @@ from perennial.ingest.quarantine import write_quarantine
 from perennial.ingest.readers import delimiter_hint, read_source
 from perennial.ingest.report import IngestReport
 from perennial.ingest.validation import validate_batch
+from perennial.schema.tables import Kind
 from perennial.store.engine import connect
 from perennial.store.merge import merge_rows
 from perennial.store.partitioned_writer import PartitionedWriter
@@ -74,7 +75,12 @@ def ingest_file(
     try:
         with Warehouse(settings.warehouse).transaction(batch_id) as txn:
             rejected_dir = txn.scratch_dir("rejected")
-            writer = PartitionedWriter(txn, mapping.table, _file_schema(mapping))
+            writer = PartitionedWriter(
+                txn,
+                mapping.table,
+                _file_schema(mapping),
+                dictionary_columns=_repetitive_columns(mapping),
+            )
             lineage = _lineage(batch_id, source_file, clock)
             rows_read = 0
             for number, raw in enumerate(batches):
@@ -141,6 +147,14 @@ def _require_columns(path: Path, mapping: Mapping, source_columns: list[str]) ->
 def _file_schema(mapping: Mapping) -> pa.Schema:
     """Files declare every column nullable: derived keys are filled in after writing."""
     return pa.schema([f.with_nullable(True) for f in mapping.target.arrow_schema()])
+
+
+def _repetitive_columns(mapping: Mapping) -> list[str]:
+    """Columns worth dictionary-encoding: codes and labels, not ids, JSON or numbers."""
+    target = mapping.target
+    labels = {Kind.STRING, Kind.ENUM, Kind.CURRENCY, Kind.TIMEZONE}
+    chosen = [c.name for c in target.columns if c.kind in labels and c.name != target.key]
+    return [*chosen, "_batch_id", "_source_file"]
 
 
 def _lineage(batch_id: str, source_file: str, clock: datetime) -> list[pl.Expr]:

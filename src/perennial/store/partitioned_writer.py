@@ -6,7 +6,9 @@ it holds ``row_group_rows`` rows, so memory is bounded by ``BUFFERED_ROWS``
 across all partitions, whatever the size of the source. Writing the final
 files in the same pass that validates the rows saves a full re-read and
 re-write of the batch (pyarrow's dataset writer would open a file per call).
-Row groups are encoded and compressed on one background thread (pyarrow
+Files are LZ4-compressed with dictionaries only where the caller expects few
+distinct values: the fastest encoding for ingest (compaction recompresses
+with zstd). Row groups are encoded and compressed on one background thread (pyarrow
 releases the GIL), so writing overlaps with reading and validating the next
 batch; the queue between them is short, so memory stays bounded.
 """
@@ -48,12 +50,14 @@ class PartitionedWriter:
         table: str,
         schema: pa.Schema,
         *,
+        dictionary_columns: list[str] | None = None,
         row_group_rows: int = ROW_GROUP_ROWS,
     ) -> None:
         self._txn = txn
         self._table = table
         self._schema = schema
         self._row_group_rows = row_group_rows
+        self._dictionary_columns = dictionary_columns or []
         self._folder = txn.scratch_dir(f"write-{table}")
         self._partitions: dict[str | None, _Partition] = {}
         self._buffered = 0
@@ -70,7 +74,9 @@ class PartitionedWriter:
         target = self._partitions.get(partition)
         if target is None:
             path = self._folder / f"{partition or 'all'}-{uuid.uuid4().hex[:8]}.parquet"
-            writer = pq.ParquetWriter(path, self._schema, compression="zstd")
+            writer = pq.ParquetWriter(
+                path, self._schema, compression="lz4", use_dictionary=self._dictionary_columns
+            )
             target = self._partitions[partition] = _Partition(path, writer)
         target.pending.append(rows)
         target.pending_rows += rows.num_rows

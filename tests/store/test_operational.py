@@ -1,0 +1,55 @@
+"""The operational store migrates and records jobs on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from perennial.config import Settings
+from perennial.store.operational import (
+    create_engine_for,
+    finish_job,
+    migrate,
+    recent_jobs,
+    start_job,
+)
+
+
+def _record_a_job(settings: Settings) -> None:
+    migrate(settings)
+    migrate(settings)  # idempotent
+    start_job(settings, "j1", "ingest", "orders.csv")
+    start_job(settings, "j2", "ingest", "events.jsonl")
+    finish_job(settings, "j1", "committed", '{"accepted": 3}')
+
+
+def _statuses(settings: Settings) -> dict[str, str]:
+    return {row.job_id: row.status for row in recent_jobs(settings)}
+
+
+def test_sqlite_is_the_default_and_keeps_job_history(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    _record_a_job(settings)
+    assert _statuses(settings) == {"j1": "committed", "j2": "running"}
+    engine = create_engine_for(settings)
+    with engine.connect() as connection:
+        mode = connection.execute(sa.text("PRAGMA journal_mode")).scalar()
+        version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    assert (mode, version) == ("wal", "0001")
+
+
+@pytest.mark.integration
+def test_postgresql_by_url_runs_the_same_migrations(tmp_path: Path, postgres_url: str) -> None:
+    settings = Settings(home=tmp_path / "home", operational_url=postgres_url)
+    _record_a_job(settings)
+    assert _statuses(settings) == {"j1": "committed", "j2": "running"}
+    engine = create_engine_for(settings)
+    with engine.connect() as connection:
+        version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        started = connection.execute(sa.text("SELECT started_at FROM jobs LIMIT 1")).scalar()
+    engine.dispose()
+    assert version == "0001"
+    assert started is not None and started.tzinfo is not None
