@@ -29,7 +29,7 @@ Out = Annotated[Path, typer.Option(help="Folder for the generated files.")]
 
 
 @demo_app.command("generate")
-def generate_command(
+def _generate_command(
     customers: Customers = 50_000, seed: Seed = 7, out: Out = Path("demo-data")
 ) -> None:
     """Write demo source files (CSV, Parquet, JSON Lines) and a ground-truth file."""
@@ -48,7 +48,7 @@ def generate_command(
 
 
 @demo_app.command("run")
-def run_command(
+def _run_command(
     customers: Customers = 50_000, seed: Seed = 7, out: Out = Path("demo-data")
 ) -> None:
     """Generate demo data, ingest every file through the real path, print a summary."""

@@ -28,7 +28,7 @@ def init_command() -> None:
 
 
 @store_app.command("info")
-def info_command() -> None:
+def _info_command() -> None:
     """Tables, rows and files at the newest committed version."""
     summary = store_summary(load_settings())
     view = Table(title=f"Warehouse at version {summary.version}")
@@ -41,7 +41,7 @@ def info_command() -> None:
 
 
 @store_app.command("compact")
-def compact_command() -> None:
+def _compact_command() -> None:
     """Merge each partition's small files into one (atomic, like any batch)."""
     settings = load_settings()
     con = connect(settings)

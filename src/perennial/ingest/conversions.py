@@ -22,7 +22,7 @@ from perennial.ingest.identifiers import normalize_emails, normalize_phones
 from perennial.ingest.mapping import ColumnMapping
 from perennial.schema.tables import Column, Kind
 
-__all__ = ["ConversionContext", "Converted", "convert_column"]
+__all__ = ["ConversionContext", "Converted", "convert_column", "nulls"]
 
 _DATETIME = pl.Datetime("us", "UTC")
 _DECIMAL = pl.Decimal(18, 4)

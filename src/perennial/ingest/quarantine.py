@@ -24,6 +24,7 @@ __all__ = [
     "QuarantinedRow",
     "list_quarantine",
     "reason_kind",
+    "write_quarantine",
 ]
 
 QUARANTINE_TABLE = "quarantine"
