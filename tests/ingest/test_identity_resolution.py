@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from perennial.config import Settings
+from perennial.ingest.identity_lookup import (
+    UnknownIdentityError,
+    explain_identity,
+    parse_identity,
+)
 from perennial.ingest.pipeline import ingest_file
 from perennial.store.warehouse import Warehouse
 from tests.conftest import NOW
@@ -111,3 +117,34 @@ def test_a_later_batch_extends_a_stored_cluster_without_losing_its_members(
     ingest_file(events, settings, table="events", now=NOW)
     members = _table(settings, "identities", "identity_type, customer_id")
     assert members == [("anonymous_id", "C1"), ("customer_id", "C1"), ("phone", "C1")]
+
+
+def test_an_identifier_is_explained_by_its_cluster_and_the_evidence_that_built_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    customers = _customers(
+        tmp_path, "C1,2025-01-01T00:00:00Z,13812345678,", "C2,2025-01-02T00:00:00Z,13812345678,"
+    )
+    ingest_file(customers, settings, table="customers", now=NOW)
+    events = write_text(
+        tmp_path / "events.jsonl",
+        '{"event_id":"E1","anonymous_id":"dev-1","customer_id":"C1","event_type":"identify",'
+        '"ts":"2025-02-01T00:00:00Z"}\n',
+    )
+    ingest_file(events, settings, table="events", now=NOW)
+
+    explanation = explain_identity(settings, parse_identity("anonymous_id:dev-1"))
+    by_phone = explain_identity(settings, parse_identity("phone:+86 138-1234-5678"))
+
+    assert explanation.customer_id == "C1"
+    assert [m[0] for m in explanation.members] == ["customer_id", "phone", "anonymous_id"]
+    assert [(m["reason"], m["source_line"]) for m in explanation.merges] == [
+        ("customer record phone", 2),
+        ("identify event", 1),
+    ]
+    assert by_phone.cluster_id == "customer_id:C1"
+    assert len(by_phone.conflicts) == 1
+    with pytest.raises(UnknownIdentityError, match="not a known identifier"):
+        explain_identity(settings, parse_identity("email:nobody@example.com"))
+    with pytest.raises(UnknownIdentityError, match="TYPE:VALUE"):
+        parse_identity("device-7")

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from perennial.cli import demo, ingest, store
+from perennial.cli import demo, identity, ingest, store
 from perennial.errors import ExitCode, PerennialError
 
 __all__ = ["app", "main"]
@@ -26,6 +26,7 @@ app.command("batches")(ingest.batches_command)
 app.command("init")(store.init_command)
 app.add_typer(store.store_app, name="store")
 app.add_typer(demo.demo_app, name="demo")
+app.add_typer(identity.identity_app, name="identity")
 
 _errors = Console(stderr=True)
 
