@@ -89,7 +89,7 @@ def _rows(con: Any, paths: list[str], order: str, keys: list[str]) -> list[dict[
         return []
     result = con.execute(
         f"SELECT * FROM read_parquet(?) WHERE node_a IN (SELECT unnest(?)) "  # noqa: S608
-        f"OR node_b IN (SELECT unnest(?)) ORDER BY \"{order}\"",
+        f'OR node_b IN (SELECT unnest(?)) ORDER BY "{order}"',
         [paths, keys, keys],
     )
     names = [d[0] for d in result.description]
