@@ -6,16 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 
 from perennial.cli.output import (
     console,
-    ingest_summary,
+    print_ingest_reports,
     progress_bar,
     progress_callback,
-    reasons_table,
 )
 from perennial.config import load_settings
-from perennial.demo import generate_demo
+from perennial.demo import DemoDataset, generate_demo
 from perennial.ingest.jobs import ingest_as_job
 from perennial.store.summary import store_summary
 
@@ -28,19 +28,25 @@ Seed = Annotated[int, typer.Option(help="Random seed; the same seed gives the sa
 Out = Annotated[Path, typer.Option(help="Folder for the generated files.")]
 
 
+def _generate(bar: Progress, out: Path, customers: int, seed: int) -> DemoDataset:
+    task = bar.add_task("generate", total=None)
+    dataset = generate_demo(
+        out,
+        customers=customers,
+        seed=seed,
+        progress=lambda stage: bar.update(task, description=stage),
+    )
+    bar.remove_task(task)
+    return dataset
+
+
 @demo_app.command("generate")
 def _generate_command(
     customers: Customers = 50_000, seed: Seed = 7, out: Out = Path("demo-data")
 ) -> None:
     """Write demo source files (CSV, Parquet, JSON Lines) and a ground-truth file."""
     with progress_bar() as bar:
-        task = bar.add_task("generate", total=None)
-        dataset = generate_demo(
-            out,
-            customers=customers,
-            seed=seed,
-            progress=lambda stage: bar.update(task, description=stage),
-        )
+        dataset = _generate(bar, out, customers, seed)
     for demo_file in dataset.files:
         console.print(f"{demo_file.table:12} {demo_file.rows:>12,}  {demo_file.path}")
     console.print(f"ground truth: {dataset.ground_truth}")
@@ -54,14 +60,7 @@ def _run_command(
     """Generate demo data, ingest every file through the real path, print a summary."""
     settings = load_settings()
     with progress_bar() as bar:
-        task = bar.add_task("generate", total=None)
-        dataset = generate_demo(
-            out,
-            customers=customers,
-            seed=seed,
-            progress=lambda stage: bar.update(task, description=stage),
-        )
-        bar.remove_task(task)
+        dataset = _generate(bar, out, customers, seed)
         reports = []
         for demo_file in dataset.files:
             task = bar.add_task(f"ingest {demo_file.path.name}", total=demo_file.rows)
@@ -74,10 +73,7 @@ def _run_command(
                 )
             )
             bar.remove_task(task)
-    console.print(ingest_summary(reports))
-    reasons = reasons_table(reports)
-    if reasons is not None:
-        console.print(reasons)
+    print_ingest_reports(reports)
     summary = store_summary(settings)
     revenue = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in summary.revenue.items())
     console.print(

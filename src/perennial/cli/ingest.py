@@ -12,10 +12,9 @@ from rich.table import Table
 
 from perennial.cli.output import (
     console,
-    ingest_summary,
+    print_ingest_reports,
     progress_bar,
     progress_callback,
-    reasons_table,
 )
 from perennial.config import load_settings
 from perennial.errors import ExitCode
@@ -62,10 +61,7 @@ def ingest_command(
                 )
             )
             bar.remove_task(task)
-    console.print(ingest_summary(reports))
-    reasons = reasons_table(reports)
-    if reasons is not None:
-        console.print(reasons)
+    print_ingest_reports(reports)
     if fail_on_quarantine and any(r.quarantined for r in reports):
         raise typer.Exit(int(ExitCode.ROWS_QUARANTINED))
 

@@ -23,6 +23,7 @@ from perennial.ingest.report import IngestReport
 __all__ = [
     "console",
     "ingest_summary",
+    "print_ingest_reports",
     "progress_bar",
     "progress_callback",
     "reasons_table",
@@ -83,6 +84,14 @@ def ingest_summary(reports: list[IngestReport]) -> Table:
             f"{r.seconds:.1f}",
         )
     return table
+
+
+def print_ingest_reports(reports: list[IngestReport]) -> None:
+    """The summary table, and the quarantine reasons when there are any."""
+    console.print(ingest_summary(reports))
+    reasons = reasons_table(reports)
+    if reasons is not None:
+        console.print(reasons)
 
 
 def reasons_table(reports: list[IngestReport]) -> Table | None:

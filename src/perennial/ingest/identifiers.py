@@ -16,6 +16,7 @@ go through the scalar function, once each, so both always agree.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 
 import phonenumbers
 import polars as pl
@@ -124,20 +125,9 @@ def normalize_phones(values: pl.Series, default_region: str = "CN") -> pl.Series
         fast=pl.when(is_valid_mobile).then(pl.lit("+86") + national)
     )
     rest = frame.filter(pl.col("fast").is_null() & pl.col("raw").is_not_null())
-    distinct = rest.get_column("raw").unique(maintain_order=True)
-    normalised = pl.Series(
-        [_normalize_phone(value, default_region) for value in distinct.to_list()],
-        dtype=pl.String,
+    return _fast_or_each_distinct(
+        frame, rest, lambda value: _normalize_phone(value, default_region), values.name
     )
-    result = frame.select(
-        pl.coalesce(
-            pl.col("fast"),
-            pl.col("raw").replace_strict(
-                distinct, normalised, default=None, return_dtype=pl.String
-            ),
-        ).alias(values.name)
-    )
-    return result.to_series()
 
 
 # --- e-mails --------------------------------------------------------------------------
@@ -182,20 +172,28 @@ def normalize_emails(values: pl.Series) -> pl.Series:
         fast=pl.when(is_ascii & lowered.str.contains(_ASCII_EMAIL)).then(lowered),
     )
     rest = frame.filter(~pl.col("is_ascii"))
+    return _fast_or_each_distinct(frame, rest, normalize_email, values.name)
+
+
+# --- shared ---------------------------------------------------------------------------
+
+
+def _fast_or_each_distinct(
+    frame: pl.DataFrame, rest: pl.DataFrame, normalize: Callable[[str], str | None], name: str
+) -> pl.Series:
+    """The vectorised ``fast`` column, else ``normalize`` applied once per distinct ``raw``
+    value of ``rest`` (the rows the fast path could not decide)."""
     distinct = rest.get_column("raw").unique(maintain_order=True)
-    normalised = pl.Series([normalize_email(v) for v in distinct.to_list()], dtype=pl.String)
+    normalised = pl.Series([normalize(v) for v in distinct.to_list()], dtype=pl.String)
     result = frame.select(
         pl.coalesce(
             pl.col("fast"),
             pl.col("raw").replace_strict(
                 distinct, normalised, default=None, return_dtype=pl.String
             ),
-        ).alias(values.name)
+        ).alias(name)
     )
     return result.to_series()
-
-
-# --- shared ---------------------------------------------------------------------------
 
 
 def _as_strings(values: pl.Series) -> pl.Series:
