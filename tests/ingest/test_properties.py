@@ -76,7 +76,8 @@ def test_every_row_of_any_file_is_accepted_quarantined_or_counted_as_a_duplicate
     settings_ = Settings(home=folder / "home")
     report = ingest_file(source, settings_, table="orders", now=NOW)
 
-    non_blank = sum(1 for row in csv.reader(io.StringIO(source.read_text())) if row) - 1
+    # A record with no value at all (a blank line, or only delimiters) is not a row.
+    non_blank = sum(1 for row in csv.reader(io.StringIO(source.read_text())) if any(row)) - 1
     assert report.balanced
     assert report.rows_read == non_blank
     snapshot = Warehouse(settings_.warehouse).snapshot()

@@ -26,7 +26,7 @@ from perennial.ingest.mapping import DuplicatePolicy, Mapping, identity_mapping
 from perennial.ingest.quarantine import write_quarantine
 from perennial.ingest.readers import delimiter_hint, read_source
 from perennial.ingest.report import IngestReport
-from perennial.ingest.validation import validate_batch
+from perennial.ingest.validation import validate_batches
 from perennial.schema.tables import Kind
 from perennial.store.engine import connect
 from perennial.store.merge import merge_rows
@@ -83,8 +83,7 @@ def ingest_file(
             )
             lineage = _lineage(batch_id, source_file, clock)
             rows_read = 0
-            for number, raw in enumerate(batches):
-                validated = validate_batch(raw, mapping, context)
+            for number, (raw, validated) in enumerate(validate_batches(batches, mapping, context)):
                 rows_read += raw.rows.num_rows + len(raw.broken)
                 _write_accepted(writer, validated.accepted, mapping, lineage)
                 if validated.rejected.height:

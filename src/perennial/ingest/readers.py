@@ -3,8 +3,8 @@
 Every reader yields bounded batches (memory does not grow with the file) and
 knows, for every row, where it stood in the file, so a quarantined row can be
 found again. CSV goes through pyarrow's parallel parser when the file is
-regular; when it is not (rows with a wrong field count, blank lines) the file
-is re-read with Python's ``csv`` module, slower but exact about lines.
+regular; when it is not (rows with a wrong field count, blank lines) the rest
+of the file is read with Python's ``csv`` module, slower but exact about lines.
 """
 
 from __future__ import annotations
@@ -205,9 +205,7 @@ def _read_csv(path: Path, mapping: Mapping) -> tuple[list[str], Iterator[RawBatc
         _check_encoding(path, mapping.encoding)
         raise
     _require_mapped_columns(path, mapping, names, header_text=header_text)
-    regular, quoted = _scan_layout(path, mapping.quote)
-    if not regular:
-        return names, _read_csv_exact(path, mapping, names)
+    quoted = _has_quotes(path, mapping.quote)
     return names, _read_csv_fast(path, mapping, names, multiline_possible=quoted)
 
 
@@ -221,14 +219,12 @@ def _csv_header(path: Path, mapping: Mapping) -> tuple[list[str], str]:
     return [name.strip().lstrip("\ufeff") for name in first], text
 
 
-def _scan_layout(path: Path, quote: str) -> tuple[bool, bool]:
-    """(no blank lines, has quotes): blank lines make pyarrow's row numbers drift from line
-    numbers (then the exact reader is used); without quotes no value spans lines."""
+def _has_quotes(path: Path, quote: str) -> bool:
+    """Without a quote character no value can span lines, so line numbers need no counting."""
     if path.stat().st_size == 0:
-        return True, False
+        return False
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        blank = m[:1] in (b"\n", b"\r") or m.find(b"\n\n") >= 0 or m.find(b"\n\r\n") >= 0
-        return not blank, m.find(quote.encode()) >= 0
+        return m.find(quote.encode()) >= 0
 
 
 def _read_csv_fast(
@@ -252,6 +248,9 @@ def _read_csv_fast(
             delimiter=mapping.delimiter,
             quote_char=mapping.quote,
             newlines_in_values=True,
+            # A blank line then arrives as an invalid row, which hands the file to the
+            # exact reader: skipped silently, it would shift every later line number.
+            ignore_empty_lines=False,
             invalid_row_handler=on_invalid,
         ),
         convert_options=pacsv.ConvertOptions(
@@ -268,6 +267,7 @@ def _read_csv_fast(
             if invalid:
                 break
             lines, line = _record_lines(table, line, multiline_possible)
+            table, lines = _without_empty_records(table, lines)
             if pending is not None:
                 yield pending
                 emitted += pending.rows.num_rows
@@ -295,6 +295,17 @@ def _grouped(reader: pacsv.CSVStreamingReader) -> Iterator[pa.Table]:
             group, rows = [], 0
     if group:
         yield pa.Table.from_batches(group)
+
+
+def _without_empty_records(table: pa.Table, lines: pa.Array) -> tuple[pa.Table, pa.Array]:
+    """Drop records with no value at all (blank lines), as the exact reader does."""
+    if table.num_columns == 0 or min(c.null_count for c in table.columns) == 0:
+        return table, lines
+    empty = pc.is_null(table.column(0))
+    for column in table.columns[1:]:
+        empty = pc.and_(empty, pc.is_null(column))
+    keep = pc.invert(empty)
+    return table.filter(keep), pc.filter(lines, keep)
 
 
 def _record_lines(
@@ -325,7 +336,7 @@ def _read_csv_exact(
         def rows() -> Iterator[tuple[int, list[str]]]:
             start, to_skip = 1, skip_records
             for record in reader:
-                if reader.line_num > skip and record:
+                if reader.line_num > skip and any(record):
                     if to_skip and len(record) == width:
                         to_skip -= 1
                     else:

@@ -7,6 +7,9 @@ quarantine can show it and it can be fixed and re-sent.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -16,7 +19,7 @@ from perennial.ingest.mapping import Mapping
 from perennial.ingest.readers import RawBatch
 from perennial.schema.tables import Column, Table
 
-__all__ = ["REJECTED_SCHEMA", "ValidatedBatch", "validate_batch"]
+__all__ = ["REJECTED_SCHEMA", "ValidatedBatch", "validate_batch", "validate_batches"]
 
 REJECTED_SCHEMA = {
     "_source_line": pl.Int64,
@@ -32,6 +35,26 @@ class ValidatedBatch:
     """Canonical columns (the derived key still null) plus ``_source_line``."""
     rejected: pl.DataFrame
     """``REJECTED_SCHEMA``: where, which column, why, and the source row as JSON."""
+
+
+def validate_batches(
+    batches: Iterable[RawBatch], mapping: Mapping, context: ConversionContext, *, parallel: int = 2
+) -> Iterator[tuple[RawBatch, ValidatedBatch]]:
+    """Validate ``parallel`` batches at a time, yielding them in source order.
+
+    Polars releases the GIL, so batches validate on several cores while the reader
+    parses the next block; at most ``parallel`` + 1 batches are in memory.
+    """
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="validate") as pool:
+        in_flight: deque[tuple[RawBatch, Future[ValidatedBatch]]] = deque()
+        for raw in batches:
+            in_flight.append((raw, pool.submit(validate_batch, raw, mapping, context)))
+            if len(in_flight) > parallel:
+                done, result = in_flight.popleft()
+                yield done, result.result()
+        while in_flight:
+            done, result = in_flight.popleft()
+            yield done, result.result()
 
 
 def validate_batch(batch: RawBatch, mapping: Mapping, context: ConversionContext) -> ValidatedBatch:
