@@ -3,9 +3,12 @@ quarantine naming file, line and column, and nothing accepted is lost."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from perennial.config import Settings
@@ -189,3 +192,83 @@ def test_an_empty_file_is_an_empty_batch(settings: Settings, tmp_path: Path) -> 
 def test_a_missing_file_is_an_error_naming_it(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(IngestError, match=r"nowhere\.csv: file not found"):
         ingest_file(tmp_path / "nowhere.csv", settings, table="orders", now=NOW)
+
+
+def test_windows_line_endings_and_a_byte_order_mark_read_like_any_csv(
+    settings: Settings, tmp_path: Path
+) -> None:
+    text = "\ufeff" + ORDER_HEADER + "\r\nO1,C1,2025-03-01T10:00:00Z,10,CNY,paid\r\n"
+    text += "O2,C1,2025-03-01T10:00:00Z,-2,CNY,paid\r\n"
+    report = ingest_file(
+        write_text(tmp_path / "orders.csv", text), settings, table="orders", now=NOW
+    )
+    assert (report.accepted, report.quarantined) == (1, 1)
+    assert list_quarantine(settings)[0].source_line == 3
+    assert _values(settings, "orders", "order_id, status") == [("O1", "paid")]
+
+
+def test_a_parquet_source_with_text_amounts_and_naive_times_is_converted_row_by_row(
+    settings: Settings, tmp_path: Path
+) -> None:
+    source = tmp_path / "orders.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "order_id": ["O1", "O2", "O3"],
+                "customer_id": ["C1", "C2", None],
+                "placed_at": pa.array(
+                    [datetime(2025, 3, 1, 10), datetime(2025, 3, 2, 10), datetime(2025, 3, 3, 10)],
+                    pa.timestamp("us"),
+                ),
+                "amount": ["12.50", "abc", "3"],
+                "currency": ["CNY", "CNY", "CNY"],
+                "status": ["paid", "paid", "paid"],
+            }
+        ),
+        source,
+    )
+    report = ingest_file(source, settings, table="orders", now=NOW)
+
+    assert (report.accepted, report.quarantined) == (1, 2)
+    reasons = {r.source_line: r.reason for r in list_quarantine(settings)}
+    assert reasons == {2: "amount: not a number 'abc'", 3: "customer_id: missing customer_id"}
+    placed = _values(settings, "orders", "strftime(placed_at, '%Y-%m-%d %H:%M')")
+    assert placed == [("2025-03-01 02:00",)]  # naive times are Asia/Shanghai by default
+
+
+def test_a_mapping_renames_converts_and_recodes_source_columns(
+    settings: Settings, tmp_path: Path
+) -> None:
+    mapping = write_text(
+        tmp_path / "shop.yaml",
+        "table: orders\n"
+        "timezone: Asia/Shanghai\n"
+        "columns:\n"
+        "  order_id: 订单号\n"
+        "  customer_id: user_id\n"
+        "  placed_at: {from: 下单日期, format: '%Y%m%d'}\n"
+        "  amount: {from: 实付分, divide_by: 100}\n"
+        "  status: {from: 状态, values: {'1': paid, '2': refunded, '3': cancelled}}\n"
+        "constants: {currency: CNY}\n",
+    )
+    source = write_text(
+        tmp_path / "shop.csv",
+        "订单号,user_id,下单日期,实付分,状态\nA1,U9,20250301,12345,1\nA2,U9,20250302,500,2\n"
+        "A3,U9,20250303,100,9\n",
+    )
+    report = ingest_file(source, settings, mapping=load_mapping(mapping), now=NOW)
+
+    assert (report.accepted, report.quarantined) == (2, 1)
+    rows = _values(
+        settings,
+        "orders",
+        "order_id, customer_id, strftime(placed_at, '%Y-%m-%d %H:%M'), "
+        "CAST(amount AS VARCHAR), status",
+    )
+    assert rows == [
+        ("A1", "U9", "2025-02-28 16:00", "123.4500", "paid"),
+        ("A2", "U9", "2025-03-01 16:00", "5.0000", "refunded"),
+    ]
+    assert list_quarantine(settings)[0].reason == (
+        "status: not one of paid, refunded, cancelled '9'"
+    )
