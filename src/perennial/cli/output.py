@@ -59,17 +59,20 @@ def progress_callback(bar: Progress, task: TaskID) -> Callable[[int], None]:
 def ingest_summary(reports: list[IngestReport]) -> Table:
     """One line per file: what was read and where every row went."""
     table = Table(title="Ingest summary")
-    for name in (
+    columns = (
         "file",
         "table",
         "read",
         "accepted",
         "quarantined",
-        "duplicates",
+        "dup. in file",
+        "already stored",
+        "superseded",
         "replaced",
-        "identities merged / conflicts",
+        "id merges / conflicts",
         "s",
-    ):
+    )
+    for name in columns:
         table.add_column(name, justify="left" if name in ("file", "table") else "right")
     for r in reports:
         table.add_row(
@@ -78,7 +81,9 @@ def ingest_summary(reports: list[IngestReport]) -> Table:
             f"{r.rows_read:,}",
             f"{r.accepted:,}",
             f"{r.quarantined:,}",
-            f"{r.duplicates_skipped + r.superseded_in_batch:,}",
+            f"{r.duplicates_in_batch:,}",
+            f"{r.already_stored:,}",
+            f"{r.superseded_in_batch:,}",
             f"{r.replaced:,}",
             f"{r.identity_merges:,} / {r.identity_conflicts:,}",
             f"{r.seconds:.1f}",

@@ -46,7 +46,8 @@ def _compact_command() -> None:
     settings = load_settings()
     con = connect(settings)
     try:
-        result = compact(Warehouse(settings.warehouse), con)
+        with console.status("compacting small files ..."):
+            result = compact(Warehouse(settings.warehouse), con)
     finally:
         con.close()
     console.print(f"files: {result.files_before:,} -> {result.files_after:,}")
