@@ -111,3 +111,41 @@ def test_init_creates_both_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 0, result.output
     assert (tmp_path / "home" / "perennial.db").is_file()
     assert (tmp_path / "home" / "warehouse").is_dir()
+
+
+def test_demo_run_ingests_every_generated_file_and_the_store_commands_describe_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PERENNIAL_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    demo = runner.invoke(app, ["demo", "run", "--customers", "300", "--out", str(tmp_path / "d")])
+    info = runner.invoke(app, ["store", "info"])
+    batches = runner.invoke(app, ["batches"])
+    compacted = runner.invoke(app, ["store", "compact"])
+    quarantine = runner.invoke(app, ["quarantine", "--limit", "3"])
+
+    assert demo.exit_code == 0, demo.output
+    assert "deliberately invalid in the demo files" in demo.output
+    quarantined = int(demo.output.split("quarantined rows")[1].split()[0].replace(",", ""))
+    invalid = int(demo.output.split("demo files:")[1].split(")")[0].replace(",", ""))
+    assert quarantined == invalid > 0
+    assert "orders" in info.output and "events" in info.output
+    assert batches.output.count("events") >= 3
+    assert compacted.exit_code == 0 and "files:" in compacted.output
+    assert quarantine.output.count("reason:") == min(3, quarantined)
+
+
+def test_identity_show_explains_a_demo_customer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PERENNIAL_HOME", str(tmp_path / "home"))
+    customers = write_text(tmp_path / "c.csv", "customer_id,phone\nC1,13812345678\n")
+    runner = CliRunner()
+    runner.invoke(app, ["ingest", str(customers), "--table", "customers"])
+    shown = runner.invoke(app, ["identity", "show", "phone:138 1234 5678"])
+    unknown = runner.invoke(app, ["identity", "show", "phone:13900000000"])
+
+    assert shown.exit_code == 0, shown.output
+    assert "phone:+8613812345678 -> customer C1" in shown.output
+    assert "customer record phone" in shown.output
+    assert unknown.exit_code != 0
