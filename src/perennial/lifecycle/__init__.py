@@ -1,0 +1,1 @@
+"""Lifecycle: RFM scores, value tiers, stage models and stage history."""
