@@ -15,7 +15,7 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-# The demo needs the runtime only; the tests also need dev tools and Spark.
+# The demo needs no Spark; the tests also need Spark (the `spark` dependency group).
 $(VENV)/.synced-runtime: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --inexact
 	touch $@

@@ -13,6 +13,7 @@ import pytest
 
 from perennial.config import Settings
 from perennial.errors import IngestError
+from perennial.ingest import readers
 from perennial.ingest.mapping import load_mapping
 from perennial.ingest.pipeline import ingest_file
 from perennial.ingest.quarantine import list_quarantine
@@ -272,3 +273,21 @@ def test_a_mapping_renames_converts_and_recodes_source_columns(
     assert list_quarantine(settings)[0].reason == (
         "status: not one of paid, refunded, cancelled '9'"
     )
+
+
+def test_switching_to_the_exact_reader_mid_file_neither_loses_nor_repeats_a_row(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readers, "BATCH_ROWS", 10)
+    monkeypatch.setattr(readers, "_CSV_BLOCK_BYTES", 512)
+    rows = [f"O{i},C1,2025-03-01T10:00:00Z,{i},CNY,paid" for i in range(100)]
+    rows.insert(4, '"","","","","",""')  # a record of quoted empty values
+    rows.insert(85, "O999,C1,2025-03-01T10:00:00Z,1,CNY")  # one field short: exact reader
+    report = ingest_file(
+        orders_csv(tmp_path / "orders.csv", *rows), settings, table="orders", now=NOW
+    )
+
+    assert (report.accepted, report.quarantined) == (100, 2)
+    assert report.balanced
+    lines = sorted(r.source_line for r in list_quarantine(settings))
+    assert lines == [6, 87]

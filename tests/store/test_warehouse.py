@@ -11,6 +11,7 @@ import pytest
 
 from perennial.config import Settings
 from perennial.errors import StoreError
+from perennial.ingest.mapping import load_mapping
 from perennial.ingest.pipeline import ingest_file
 from perennial.store.compaction import compact
 from perennial.store.engine import connect
@@ -117,3 +118,28 @@ def test_compaction_merges_small_files_and_keeps_every_row(
     compacted = pq.read_schema(after.paths("orders")[0]).names
     assert compacted == pq.read_schema(before.paths("orders")[0]).names
     assert "month" not in compacted
+
+
+def test_a_store_whose_path_holds_a_quote_ingests_replaces_and_compacts(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "o'brien's store")
+    mapping_file = tmp_path / "m.yaml"
+    mapping_file.write_text("table: orders\non_duplicate: latest_wins\nidentity: identity\n")
+    mapping = load_mapping(mapping_file)
+    ingest_file(
+        orders_csv(tmp_path / "a.csv", "O1,C1,2025-03-01T10:00:00Z,1,CNY,paid"),
+        settings,
+        mapping=mapping,
+        now=NOW,
+    )
+    report = ingest_file(
+        orders_csv(tmp_path / "b.csv", "O1,C1,2025-03-01T10:00:00Z,1,CNY,refunded"),
+        settings,
+        mapping=mapping,
+        now=NOW,
+    )
+    con = connect(settings)
+    compact(Warehouse(settings.warehouse), con)
+
+    assert report.replaced == 1
+    paths = Warehouse(settings.warehouse).snapshot().paths("orders")
+    assert con.execute("SELECT status FROM read_parquet(?)", [paths]).fetchall() == [("refunded",)]

@@ -1,7 +1,8 @@
 """Ingest one source file into the store as one atomic batch.
 
-read (streaming) -> validate (vectorised, per batch) -> stage accepted rows
--> merge by key (dedupe, conflicts) -> quarantine -> identities -> commit.
+read (streaming) -> validate (vectorised, two batches at a time) -> write the
+table's files -> enforce the key (dedupe, conflicts) -> quarantine ->
+identities -> batch log -> commit.
 Everything between the first staged file and the commit is invisible to
 readers; a crash anywhere leaves the store exactly as it was.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from perennial.ingest.conversions import ConversionContext
 from perennial.ingest.identity_resolution import resolve_identities
 from perennial.ingest.mapping import DuplicatePolicy, Mapping, identity_mapping
 from perennial.ingest.quarantine import write_quarantine
-from perennial.ingest.readers import delimiter_hint, read_source
+from perennial.ingest.readers import RawBatch, delimiter_hint, read_source
 from perennial.ingest.report import IngestReport
 from perennial.ingest.validation import validate_batches
 from perennial.schema.tables import Kind
@@ -81,15 +82,19 @@ def ingest_file(
                 _file_schema(mapping),
                 dictionary_columns=_repetitive_columns(mapping),
             )
-            lineage = _lineage(batch_id, source_file, clock)
-            rows_read = 0
-            for number, (raw, validated) in enumerate(validate_batches(batches, mapping, context)):
-                rows_read += raw.rows.num_rows + len(raw.broken)
-                _write_accepted(writer, validated.accepted, mapping, lineage)
-                if validated.rejected.height:
-                    validated.rejected.write_parquet(rejected_dir / f"{number:06d}.parquet")
-                if progress is not None:
-                    progress(rows_read)
+            try:
+                rows_read = _read_validate_write(
+                    batches,
+                    mapping,
+                    context,
+                    writer,
+                    rejected_dir,
+                    _lineage(batch_id, source_file, clock),
+                    progress,
+                )
+            except BaseException:
+                writer.abort()
+                raise
             merged = merge_rows(
                 con,
                 txn,
@@ -127,6 +132,27 @@ def ingest_file(
     return report
 
 
+def _read_validate_write(
+    batches: Iterable[RawBatch],
+    mapping: Mapping,
+    context: ConversionContext,
+    writer: PartitionedWriter,
+    rejected_dir: Path,
+    lineage: list[pl.Expr],
+    progress: Progress | None,
+) -> int:
+    """Stream the source through validation into the writer; returns the rows read."""
+    rows_read = 0
+    for number, (raw, validated) in enumerate(validate_batches(batches, mapping, context)):
+        rows_read += raw.rows.num_rows + len(raw.broken)
+        _write_accepted(writer, validated.accepted, mapping, lineage)
+        if validated.rejected.height:
+            validated.rejected.write_parquet(rejected_dir / f"{number:06d}.parquet")
+        if progress is not None:
+            progress(rows_read)
+    return rows_read
+
+
 def _require_columns(path: Path, mapping: Mapping, source_columns: list[str]) -> None:
     """Required canonical columns must come from somewhere (source, constant or derivation)."""
     for column in mapping.target.columns:
@@ -149,7 +175,8 @@ def _file_schema(mapping: Mapping) -> pa.Schema:
 
 
 def _repetitive_columns(mapping: Mapping) -> list[str]:
-    """Columns worth dictionary-encoding: codes and labels, not ids, JSON or numbers."""
+    """Columns worth dictionary-encoding: every text column but the key (unique by definition)
+    and JSON; pyarrow falls back to plain encoding where a column turns out to be unique."""
     target = mapping.target
     labels = {Kind.STRING, Kind.ENUM, Kind.CURRENCY, Kind.TIMEZONE}
     chosen = [c.name for c in target.columns if c.kind in labels and c.name != target.key]

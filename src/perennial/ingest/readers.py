@@ -248,8 +248,8 @@ def _read_csv_fast(
             delimiter=mapping.delimiter,
             quote_char=mapping.quote,
             newlines_in_values=True,
-            # A blank line then arrives as an invalid row, which hands the file to the
-            # exact reader: skipped silently, it would shift every later line number.
+            # A blank line then arrives as an all-null record that keeps its line (and is
+            # dropped); skipped by pyarrow, it would shift every later line number.
             ignore_empty_lines=False,
             invalid_row_handler=on_invalid,
         ),
@@ -261,24 +261,25 @@ def _read_csv_fast(
     )
     line = 2 if mapping.header else 1
     pending: RawBatch | None = None
-    emitted = 0
+    resume_line = line  # the first line not yet handed out
     try:
         for table in _grouped(reader):
             if invalid:
                 break
+            batch_start = line
             lines, line = _record_lines(table, line, multiline_possible)
             table, lines = _without_empty_records(table, lines)
             if pending is not None:
                 yield pending
-                emitted += pending.rows.num_rows
+                resume_line = batch_start
             pending = RawBatch(table, lines)
     except (pa.ArrowInvalid, UnicodeDecodeError) as error:
         _check_encoding(path, mapping.encoding)
         raise IngestError(str(path), f"cannot parse as CSV: {error}") from None
     if invalid:
         # A row with the wrong number of fields: only the exact reader can say which line.
-        # It resumes after the rows already handed out, so nothing is read twice downstream.
-        yield from _read_csv_exact(path, mapping, names, skip_records=emitted)
+        # It resumes at the first line not handed out, so nothing is read twice or lost.
+        yield from _read_csv_exact(path, mapping, names, resume_line=resume_line)
     elif pending is not None:
         yield pending
 
@@ -326,21 +327,19 @@ def _record_lines(
 
 
 def _read_csv_exact(
-    path: Path, mapping: Mapping, names: list[str], skip_records: int = 0
+    path: Path, mapping: Mapping, names: list[str], resume_line: int = 1
 ) -> Iterator[RawBatch]:
+    """Python's ``csv`` module: slower, exact about lines; records before ``resume_line``
+    were already handed out by the fast reader."""
     skip = 1 if mapping.header else 0
-    width = len(names)
     with path.open("r", encoding=mapping.encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=mapping.delimiter, quotechar=mapping.quote)
 
         def rows() -> Iterator[tuple[int, list[str]]]:
-            start, to_skip = 1, skip_records
+            start = 1
             for record in reader:
-                if reader.line_num > skip and any(record):
-                    if to_skip and len(record) == width:
-                        to_skip -= 1
-                    else:
-                        yield start, record
+                if reader.line_num > skip and start >= resume_line and any(record):
+                    yield start, record
                 start = reader.line_num + 1
 
         try:
@@ -349,6 +348,9 @@ def _read_csv_exact(
             raise IngestError(
                 str(path), f"cannot parse as CSV: {error}", line=reader.line_num
             ) from None
+        except UnicodeDecodeError:
+            _check_encoding(path, mapping.encoding)
+            raise
 
 
 def _batches_of_split_rows(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from perennial.store.warehouse import DataFile, Transaction, Warehouse
+from perennial.store.warehouse import DataFile, Transaction, Warehouse, sql_path
 
 __all__ = ["CompactionResult", "compact"]
 
@@ -58,7 +58,7 @@ def _rewrite(
     paths = [str(txn.warehouse.root / f.path) for f in group]
     con.execute(
         "COPY (SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false)) "
-        f"TO '{target}' (FORMAT parquet, COMPRESSION zstd)",
+        f"TO {sql_path(target)} (FORMAT parquet, COMPRESSION zstd)",
         [paths],
     )
     txn.replace_files(table, group, [])

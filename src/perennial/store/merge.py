@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from perennial.schema.tables import Table
-from perennial.store.warehouse import DataFile, Transaction
+from perennial.store.warehouse import DataFile, Transaction, sql_path
 
 __all__ = ["MergeResult", "merge_rows"]
 
@@ -223,7 +223,7 @@ def _rewrite_without(
     target = txn.scratch_dir(f"rewrite-{uuid.uuid4().hex[:8]}") / "part.parquet"
     con.execute(
         f"COPY (SELECT * FROM read_parquet(?, hive_partitioning = false) WHERE NOT ({condition})) "
-        f"TO '{target}' (FORMAT parquet, COMPRESSION zstd)",
+        f"TO {sql_path(target)} (FORMAT parquet, COMPRESSION zstd)",
         [source],
     )
     txn.replace_files(table, [old], [])

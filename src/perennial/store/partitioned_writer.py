@@ -103,6 +103,17 @@ class PartitionedWriter:
         self._partitions.clear()
         return added
 
+    def abort(self) -> None:
+        """Stop the background thread and close every file; the transaction discards them."""
+        self._jobs.put(None)
+        self._thread.join()
+        for target in self._partitions.values():
+            try:
+                target.writer.close()
+            except Exception:  # noqa: S110 - abandoning files that will be deleted anyway
+                pass
+        self._partitions.clear()
+
     def _flush(self, target: _Partition) -> None:
         if target.pending:
             self._jobs.put((target.writer, pa.concat_tables(target.pending)))

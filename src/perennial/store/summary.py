@@ -71,7 +71,8 @@ def recent_batches(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
     try:
         relation = con.execute(
             "SELECT batch_id, table_name, source_file, committed_at, rows_read, accepted, "
-            "quarantined, duplicates_in_batch, already_stored, replaced FROM read_parquet(?) "
+            "quarantined, duplicates_in_batch, already_stored, superseded_in_batch, replaced "
+            "FROM read_parquet(?, union_by_name = true) "
             "ORDER BY committed_at DESC LIMIT ?",
             [paths, limit],
         )

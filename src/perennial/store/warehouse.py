@@ -4,7 +4,7 @@ Why not Delta Lake or Iceberg: both need engine plug-ins that DuckDB and Spark
 fetch over the network at run time (DuckDB's ``delta``/``iceberg`` extensions,
 Spark's Delta jars), which this product may not do. Plain Parquet is read by
 both engines out of the box; what Parquet lacks is atomicity, which a manifest
-gives us in ~200 lines:
+gives us in a few hundred lines:
 
 * Data files live under ``<warehouse>/<table>/<partition>/part-*.parquet``.
 * ``<warehouse>/_manifests/<version>.json`` lists, for every table, the files
@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from perennial.errors import StoreError
 
-__all__ = ["DataFile", "Snapshot", "Transaction", "Warehouse"]
+__all__ = ["DataFile", "Snapshot", "Transaction", "Warehouse", "sql_path"]
 
 _MANIFESTS = "_manifests"
 _STAGING = "_staging"
@@ -205,13 +205,14 @@ class Transaction:
         pattern = f"part-{self.batch_id}-{uuid.uuid4().hex[:8]}-{{i}}"
         if partition_expr is None:
             con.execute(
-                f"COPY ({query}) TO '{out / (pattern.replace('{i}', '0') + '.parquet')}' "
+                f"COPY ({query}) TO {sql_path(out / (pattern.replace('{i}', '0') + '.parquet'))} "
                 "(FORMAT parquet, COMPRESSION zstd)",
                 params,
             )
         else:
             con.execute(
-                f"COPY (SELECT *, {partition_expr} AS _partition FROM ({query})) TO '{out}' "  # noqa: S608
+                f"COPY (SELECT *, {partition_expr} AS _partition FROM ({query})) "  # noqa: S608
+                f"TO {sql_path(out)} "
                 f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (_partition), "
                 f"FILENAME_PATTERN '{pattern}', OVERWRITE_OR_IGNORE)",
                 params,
@@ -261,8 +262,8 @@ class Transaction:
         temporary = manifest_dir / f".{version:010d}.{uuid.uuid4().hex}.tmp"
         temporary.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         _fsync(temporary)
-        for folder in self._new_folders:
-            _fsync(folder)
+        for folder in self._new_folders | {f.parent for f in self._new_folders}:
+            _fsync(folder)  # the folder's entries, and its own entry in a new parent
         try:
             os.link(temporary, manifest_dir / f"{version:010d}.json")
         except FileExistsError:
@@ -303,6 +304,11 @@ class Transaction:
             self.adopt_file(table, staged, _partition_of(staged.relative_to(staged_root)))
             for staged in sorted(staged_root.rglob("*.parquet"))
         )
+
+
+def sql_path(path: Path) -> str:
+    """A path as a SQL string literal (``COPY ... TO`` takes no parameter): quotes doubled."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _fsync(path: Path) -> None:
