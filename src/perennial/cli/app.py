@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from perennial.cli import demo, identity, ingest, store
+from perennial.cli import demo, identity, ingest, lifecycle, store
 from perennial.errors import ExitCode, PerennialError
 
 __all__ = ["app", "main"]
@@ -27,6 +27,9 @@ app.command("init")(store.init_command)
 app.add_typer(store.store_app, name="store")
 app.add_typer(demo.demo_app, name="demo")
 app.add_typer(identity.identity_app, name="identity")
+app.command("features")(lifecycle.features_command)
+app.command("profile")(lifecycle.profile_command)
+app.add_typer(lifecycle.lifecycle_app, name="lifecycle")
 
 _errors = Console(stderr=True)
 

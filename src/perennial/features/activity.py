@@ -1,0 +1,147 @@
+"""Behaviour features: event counts over 1/7/30/90-day windows and what they signal.
+
+All read events with ``ts < as_of``, attributed to customers as described in
+:mod:`perennial.features.history`. Windows are half-open, ``[as_of - n d,
+as_of)``, in 24-hour days: an event exactly ``n`` days before ``as_of`` is
+inside the ``n``-day window.
+"""
+
+from __future__ import annotations
+
+import ibis  # type: ignore[import-untyped]
+import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
+import ibis.expr.types as ir  # type: ignore[import-untyped]
+
+from perennial.features.history import History
+from perennial.features.registry import Feature, FeatureKind, Section, event_window_name
+
+__all__ = [
+    "ACTIVITY_WINDOWS",
+    "COUNTED_EVENTS",
+    "FIRST_EVENT",
+    "HELP_SEARCH_TERMS",
+    "SECTION",
+    "activity_aggregates",
+    "help_search",
+]
+
+ACTIVITY_WINDOWS = (1, 7, 30, 90)
+"""Days in each ``<events>_<n>d`` window; every window ends at ``as_of``."""
+
+COUNTED_EVENTS: dict[str, str] = {
+    "login": "logins",
+    "page_view": "page_views",
+    "add_to_cart": "add_to_carts",
+    "search": "searches",
+    "coupon_redeemed": "coupon_redemptions",
+    "complaint": "complaints",
+    "refund_request": "refund_requests",
+}
+"""Event type -> the plural that names its window counts (``logins_30d``)."""
+
+HELP_SEARCH_TERMS = (
+    "cancel",
+    "unsubscribe",
+    "export",
+    "delete account",
+    "delete my account",
+    "注销",
+    "退订",
+    "导出",
+)
+"""Searches for these (case-insensitive, anywhere in the query) look for a way out."""
+
+FIRST_EVENT = "_first_event_at"
+"""Hidden column: the customer's first event of any type, for ``first_seen_at``."""
+
+_QUERY = r'"query":"((?:[^"\\]|\\.)*)"'
+"""``properties.query`` in the stored JSON (ingest writes compact JSON, keys sorted)."""
+
+
+def _count_feature(event_type: str, plural: str, days: int) -> Feature:
+    return Feature(
+        event_window_name(plural, days),
+        f"`{event_type}` events in the last {days} d.",
+        "events",
+        f"[as_of - {days} d, as_of)",
+        FeatureKind.COUNT,
+        0,
+    )
+
+
+SECTION = Section(
+    title="Activity",
+    introduction=(
+        "From `events` before `as_of`. Events without a `customer_id` count for the "
+        "customer their `anonymous_id` was linked to by an earlier event carrying both "
+        "ids (see Identity above). A customer without events has zero counts and null "
+        "ratios."
+    ),
+    features=(
+        *(
+            _count_feature(event_type, plural, days)
+            for event_type, plural in COUNTED_EVENTS.items()
+            for days in ACTIVITY_WINDOWS
+        ),
+        Feature(
+            "days_since_last_login",
+            "Days from the last `login` event to `as_of`; null if the customer never logged in.",
+            "days",
+            "all history",
+            FeatureKind.NUMBER,
+        ),
+        Feature(
+            "browse_without_cart_ratio_30d",
+            "1 - add_to_carts_30d / page_views_30d, clipped to [0, 1]: the share of "
+            "browsing that put nothing in the cart; null without page views.",
+            "ratio 0-1",
+            "[as_of - 30 d, as_of)",
+            FeatureKind.NUMBER,
+        ),
+        Feature(
+            "help_searches_90d",
+            "`search` events whose `properties.query` mentions "
+            + ", ".join(f"'{term}'" for term in HELP_SEARCH_TERMS)
+            + " (case-insensitive): looking for the exit.",
+            "events",
+            "[as_of - 90 d, as_of)",
+            FeatureKind.COUNT,
+            0,
+        ),
+    ),
+)
+
+
+def help_search(properties: ir.StringValue) -> ir.BooleanValue:
+    """True when the JSON ``properties`` has a ``query`` mentioning a help-search term."""
+    query = properties.re_extract(_QUERY, 1).lower()
+    matches = [query.contains(term) for term in HELP_SEARCH_TERMS]
+    found = matches[0]
+    for match in matches[1:]:
+        found |= match
+    return found.fill_null(False)
+
+
+def activity_aggregates(history: History) -> dict[str, ir.Value]:
+    """Per-customer reductions over ``history.events`` (group by ``customer_id``)."""
+    events = history.events
+    aggregates: dict[str, ir.Value] = {}
+    for event_type, plural in COUNTED_EVENTS.items():
+        of_type = events.event_type == event_type
+        for days in ACTIVITY_WINDOWS:
+            aggregates[event_window_name(plural, days)] = events.count(
+                where=of_type & history.within(events.ts, days)
+            )
+    last_login_at = events.ts.max(where=events.event_type == "login")
+    aggregates["days_since_last_login"] = history.days_since(last_login_at)
+    page_views = aggregates["page_views_30d"].cast(dt.float64)
+    carts = aggregates["add_to_carts_30d"].cast(dt.float64)
+    aggregates["browse_without_cart_ratio_30d"] = (1 - carts / page_views.nullif(0)).clip(0, 1)
+    # The regular expression runs on search events only (CASE evaluates lazily).
+    search = events.event_type == "search"
+    is_help = ibis.ifelse(search, help_search(events.properties), False)
+    aggregates["help_searches_90d"] = events.count(
+        where=search & history.within(events.ts, 90) & is_help
+    )
+    aggregates[FIRST_EVENT] = events.ts.min()
+    return aggregates

@@ -1,0 +1,109 @@
+"""The feature snapshot: one row per customer known by ``as_of``, every feature a column.
+
+This is the facade the rest of the product calls (lifecycle stages, RFM,
+models, the CLI). It returns an unexecuted Ibis expression, so the same code
+runs on DuckDB and on Spark (:mod:`perennial.store.backends` decides where) and
+callers can add their own columns before anything is computed. Each source
+table is reduced once per customer; the modules contribute reductions and the
+joins happen here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import ibis.expr.types as ir  # type: ignore[import-untyped]
+
+from perennial.features import activity, customers, intervals, orders, trends
+from perennial.features.history import History, load_history
+from perennial.features.registry import Feature, Section
+from perennial.store.backends import Backend
+from perennial.store.warehouse import Snapshot
+
+__all__ = [
+    "DEFAULT_TIMEZONE",
+    "FEATURES",
+    "FEATURE_NAMES",
+    "SECTIONS",
+    "compute_features",
+    "features_from_history",
+]
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+"""Zone of local purchase days unless the caller names another."""
+
+SECTIONS: tuple[Section, ...] = (
+    customers.SECTION,
+    orders.SECTION,
+    intervals.SECTION,
+    activity.SECTION,
+    trends.SECTION,
+)
+
+FEATURES: tuple[Feature, ...] = tuple(f for section in SECTIONS for f in section.features)
+"""Every feature, in output column order."""
+
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+
+
+def compute_features(
+    backend: Backend,
+    snapshot: Snapshot,
+    as_of: datetime,
+    *,
+    timezone: str = DEFAULT_TIMEZONE,
+) -> ir.Table:
+    """Features of every customer known by ``as_of``, from the store's ``snapshot``.
+
+    Only rows strictly before ``as_of`` are read (orders by ``placed_at``, events by
+    ``ts``, customer records by ``created_at``); windows end at ``as_of`` and
+    local purchase days are calendar days in ``timezone``. ``as_of`` must be
+    timezone-aware. Columns are :data:`FEATURE_NAMES`, typed as the registry says.
+    """
+    return features_from_history(load_history(backend, snapshot, as_of, timezone=timezone))
+
+
+def features_from_history(history: History) -> ir.Table:
+    """The feature table over an already loaded :class:`History`."""
+    order_rows = history.orders.group_by("customer_id").aggregate(
+        **orders.order_aggregates(history), **trends.order_trend_aggregates(history)
+    )
+    event_rows = history.events.group_by("customer_id").aggregate(
+        **activity.activity_aggregates(history), **trends.login_trend_aggregates(history)
+    )
+    rhythm = intervals.interval_tables(history)
+
+    table = customers.known_customers(history)
+    for part in (
+        customers.customer_records(history),
+        order_rows,
+        event_rows,
+        rhythm.own,
+        rhythm.favourite,
+    ):
+        table = _attach(table, part)
+    table = table.mutate(
+        as_of=history.as_of_value,
+        population_median_interval_days=rhythm.population_median,
+        **customers.first_seen(table, history),
+    )
+    table = table.mutate(**intervals.expected_next_order(table, history))
+    return table.select(*[_finish(table, feature) for feature in FEATURES])
+
+
+def _attach(table: ir.Table, part: ir.Table) -> ir.Table:
+    """Left-join ``part`` on ``customer_id``, keeping one ``customer_id`` column."""
+    joined = table.left_join(part, table.customer_id == part.customer_id)
+    return joined.select(
+        table.customer_id,
+        *[table[c] for c in table.columns if c != "customer_id"],
+        *[part[c] for c in part.columns if c != "customer_id"],
+    )
+
+
+def _finish(table: ir.Table, feature: Feature) -> ir.Value:
+    """The feature's column: the registered default for customers without rows, its type."""
+    column = table[feature.name]
+    if feature.default is not None:
+        column = column.fill_null(feature.default)
+    return column.cast(feature.kind.ibis_type).name(feature.name)

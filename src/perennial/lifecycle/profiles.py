@@ -1,0 +1,102 @@
+"""Profiles: one row per customer with features, RFM, value tier and lifecycle stage.
+
+The profile is where every computed answer becomes a plain column (DESIGN rule 2):
+later steps add predictions, tags and segments beside these. ``build_profiles``
+is one Ibis expression, so the same code runs on DuckDB and on Spark;
+``store_profiles`` replaces the warehouse's ``profiles`` table in one commit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import ibis.expr.types as ir  # type: ignore[import-untyped]
+import pyarrow as pa
+
+from perennial.features.snapshot import compute_features
+from perennial.lifecycle.rfm import score_rfm
+from perennial.lifecycle.rfm_config import RfmConfig
+from perennial.lifecycle.stage_model import StageModel, assign_stage
+from perennial.lifecycle.tiers import assign_value_tiers
+from perennial.store.backends import Backend
+from perennial.store.warehouse import Snapshot, Warehouse
+
+__all__ = [
+    "PROFILES_TABLE",
+    "StageCount",
+    "as_of_instant",
+    "build_profiles",
+    "stage_distribution",
+    "store_profiles",
+]
+
+PROFILES_TABLE = "profiles"
+
+
+def as_of_instant(value: str | None, timezone: str) -> datetime:
+    """The instant ``--as-of`` means: a date is the end of that local day (data of the day
+    counts), a timestamp without offset is local time in ``timezone``; none means now."""
+    zone = ZoneInfo(timezone)
+    if value is None:
+        return datetime.now(zone)
+    if len(value) == 10:
+        day = date.fromisoformat(value)
+        return datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
+    instant = datetime.fromisoformat(value)
+    return instant if instant.tzinfo else instant.replace(tzinfo=zone)
+
+
+def build_profiles(
+    backend: Backend,
+    snapshot: Snapshot,
+    as_of: datetime,
+    stage_model: StageModel,
+    *,
+    rfm_config: RfmConfig | None = None,
+    timezone: str = "Asia/Shanghai",
+) -> ir.Table:
+    """Features as of ``as_of``, then RFM scores and segment, value tier and stage."""
+    features = compute_features(backend, snapshot, as_of, timezone=timezone)
+    scored = assign_value_tiers(score_rfm(features, rfm_config))
+    return assign_stage(stage_model, scored)
+
+
+@dataclass(frozen=True)
+class StageCount:
+    key: str | None
+    label_en: str
+    label_zh: str
+    customers: int
+    share: float
+
+
+def stage_distribution(profiles: pa.Table, stage_model: StageModel) -> list[StageCount]:
+    """Customers per stage in the model's order (stages with none included), then unmatched."""
+    counts = Counter(profiles.column("stage").to_pylist())
+    total = profiles.num_rows or 1
+    result = [
+        StageCount(
+            stage.key,
+            stage.label_en,
+            stage.label_zh,
+            counts.get(stage.key, 0),
+            counts.get(stage.key, 0) / total,
+        )
+        for stage in stage_model.stages
+    ]
+    if counts.get(None):
+        result.append(
+            StageCount(None, "(no stage matched)", "(未匹配)", counts[None], counts[None] / total)
+        )
+    return result
+
+
+def store_profiles(warehouse: Warehouse, profiles: pa.Table, batch_id: str) -> int:
+    """Replace the warehouse's profile table with ``profiles`` in one atomic commit."""
+    with warehouse.transaction(batch_id) as txn:
+        txn.remove_all(PROFILES_TABLE)
+        txn.append_arrow(PROFILES_TABLE, profiles)
+    return int(profiles.num_rows)

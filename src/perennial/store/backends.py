@@ -1,0 +1,258 @@
+"""Where analytical expressions run: an Ibis connection to DuckDB or to Spark.
+
+Features, stages and segments build Ibis expressions; this module is the one
+place that opens the connection they run on (DESIGN.md section 2: write the
+logic once, run it on the embedded engine or on a cluster). A :class:`Backend`
+reads exactly the Parquet files a :class:`~perennial.store.warehouse.Snapshot`
+lists, as plain files: the ``month=YYYY-MM`` folders are storage layout, never
+a column. Both engines run in UTC.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import ibis  # type: ignore[import-untyped]
+import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
+import ibis.expr.types as ir  # type: ignore[import-untyped]
+import pyarrow as pa
+
+from perennial.config import Settings
+from perennial.errors import StoreError
+from perennial.schema.tables import TABLES
+from perennial.store.engine import connect
+from perennial.store.warehouse import Snapshot
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["SPARK_LOCAL_SETTINGS", "Backend", "Engine", "open_backend"]
+
+Engine = Literal["duckdb", "spark"]
+
+SPARK_LOCAL_SETTINGS: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "4g",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+}
+"""The settings a local Spark session is built with when none is passed in (STACK.md)."""
+
+
+def _duckdb_timezone(zone: str, instant: Any) -> Any:
+    """DuckDB's ``timezone(zone, timestamptz)``: the wall-clock time in ``zone``."""
+
+
+def _spark_from_utc_timestamp(instant: Any, zone: str) -> Any:
+    """Spark's ``from_utc_timestamp(ts, zone)``: the wall-clock time in ``zone``."""
+
+
+_UTC = dt.Timestamp(timezone="UTC")
+_duckdb_wall_clock: Any = ibis.udf.scalar.builtin(
+    name="timezone", signature=((dt.string, _UTC), dt.Timestamp())
+)(_duckdb_timezone)
+_spark_wall_clock: Any = ibis.udf.scalar.builtin(
+    name="from_utc_timestamp", signature=((_UTC, dt.string), dt.Timestamp())
+)(_spark_from_utc_timestamp)
+
+
+class Backend:
+    """An open Ibis connection plus the reads and conversions that differ by engine.
+
+    Use it as a context manager, or call :meth:`close`. A Spark session passed in by
+    the caller stays open on close; one this backend built is stopped.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        connection: Any,
+        *,
+        spark_session: SparkSession | None = None,
+        owns_session: bool = False,
+    ) -> None:
+        self.engine: Engine = engine
+        self.connection: Any = connection
+        """The Ibis backend (``ibis.duckdb`` or ``ibis.pyspark``)."""
+        self._spark = spark_session
+        self._owns_session = owns_session
+        self._views: list[str] = []
+
+    def table(self, name: str, snapshot: Snapshot, *, schema: pa.Schema | None = None) -> ir.Table:
+        """The rows of ``name`` in ``snapshot``: exactly its files, typed as ``schema``.
+
+        ``schema`` defaults to the canonical table's Arrow schema with lineage columns
+        (:mod:`perennial.schema.tables`); pass it for system tables such as
+        ``identities``. A table without files is an empty table of that schema, so
+        expressions over an empty store still run.
+        """
+        if schema is None:
+            schema = TABLES[name].arrow_schema(with_lineage=True)
+        target = ibis.schema(schema)
+        paths = snapshot.paths(name)
+        view = f"perennial_{name}_v{snapshot.version}_{uuid.uuid4().hex[:8]}"
+        if self.engine == "duckdb":
+            with _duckdb_calls():
+                raw = self._duckdb_view(view, paths, schema)
+        else:
+            raw = self._spark_view(view, paths, schema)
+        self._views.append(view)
+        return raw.select(
+            *[raw[column].cast(dtype).name(column) for column, dtype in target.items()]
+        )
+
+    def local_wall_clock(self, instant: ir.TimestampValue, zone: str) -> ir.TimestampValue:
+        """The wall-clock time of a UTC ``instant`` in the IANA ``zone`` (daylight saving aware).
+
+        The one expression Ibis does not make portable; take ``.date()`` of it for
+        the local calendar day.
+        """
+        if self.engine == "duckdb":
+            return _duckdb_wall_clock(zone, instant)
+        return _spark_wall_clock(instant, zone)
+
+    def to_pyarrow(self, expr: ir.Table) -> pa.Table:
+        """Run ``expr`` and return its rows as Arrow, typed as the expression's schema.
+
+        Timestamps come back as ``timestamp[us, tz=UTC]`` on both engines.
+        """
+        target = _utc_schema(expr.schema().to_pyarrow())
+        if self.engine == "duckdb":
+            with _duckdb_calls():
+                result = self.connection.to_pyarrow(expr)
+        else:
+            # Ibis's own Spark path goes through pandas; Spark 4's toArrow keeps exact types.
+            # The pre-execute hook is what Ibis runs first: it registers in-memory tables.
+            self.connection._run_pre_execute_hooks(expr)
+            frame = self.connection.raw_sql(self.connection.compile(expr))
+            result = frame.toArrow()
+        return _conform(result, target)
+
+    def close(self) -> None:
+        """Drop this backend's views; stop the Spark session only if this backend built it."""
+        if self.engine == "duckdb":
+            self.connection.disconnect()
+        else:
+            session = self._session()
+            for view in self._views:
+                session.catalog.dropTempView(view)
+            if self._owns_session:
+                session.stop()
+        self._views.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _session(self) -> SparkSession:
+        if self._spark is None:
+            raise StoreError("this backend has no Spark session")
+        return self._spark
+
+    def _duckdb_view(self, view: str, paths: list[str], schema: pa.Schema) -> ir.Table:
+        if not paths:
+            self.connection.con.register(view, schema.empty_table())
+            return self.connection.table(view)
+        # hive_partitioning off: otherwise DuckDB adds a `month` column from the folders.
+        return self.connection.read_parquet(paths, table_name=view, hive_partitioning=False)
+
+    def _spark_view(self, view: str, paths: list[str], schema: pa.Schema) -> ir.Table:
+        session = self._session()
+        if paths:
+            # Files are named one by one, so Spark infers no partition column from the folders.
+            frame = session.read.parquet(*paths)
+        else:
+            frame = session.createDataFrame(schema.empty_table())
+        frame.createOrReplaceTempView(view)
+        return self.connection.table(view)
+
+
+def open_backend(
+    settings: Settings,
+    engine: Engine = "duckdb",
+    spark_session: SparkSession | None = None,
+) -> Backend:
+    """Open the analytical engine the way the settings say.
+
+    DuckDB: in process, memory-limited and spilling to ``<home>/tmp``, no extension
+    downloads (see :func:`perennial.store.engine.connect`). Spark: the given session,
+    or a local one built with :data:`SPARK_LOCAL_SETTINGS`; its time zone is set to UTC.
+    """
+    if engine == "duckdb":
+        return Backend("duckdb", ibis.duckdb.from_connection(connect(settings)))
+    if engine != "spark":
+        raise ValueError(f"unknown engine {engine!r}; use 'duckdb' or 'spark'")
+    owns_session = False
+    if spark_session is None:
+        spark_session, owns_session = _local_spark_session(SPARK_LOCAL_SETTINGS.items())
+    connection = ibis.pyspark.connect(spark_session)  # sets the session time zone to UTC
+    return Backend("spark", connection, spark_session=spark_session, owns_session=owns_session)
+
+
+def _local_spark_session(options: Iterable[tuple[str, str]]) -> tuple[SparkSession, bool]:
+    """A local-mode session on two cores, bound to the loopback interface.
+
+    A process has one Spark session: when one is already active it is reused, and the
+    second value (whether the caller owns the session and should stop it) is False.
+    """
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    builder = SparkSession.builder.master("local[2]").appName("perennial")
+    for key, value in options:
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session, True
+
+
+@contextmanager
+def _duckdb_calls() -> Iterator[None]:
+    """Ibis 12 still calls DuckDB 2's deprecated ``fetch_arrow_table``; that is Ibis's
+    business, not a problem of ours, so its deprecation warning is silenced here only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"fetch_arrow_table\(\) is deprecated", category=DeprecationWarning
+        )
+        yield
+
+
+def _utc_schema(schema: pa.Schema) -> pa.Schema:
+    """Naive timestamps (Spark's) are UTC instants here: say so in the type."""
+    fields = [
+        field.with_type(pa.timestamp("us", tz="UTC"))
+        if pa.types.is_timestamp(field.type)
+        else field
+        for field in schema
+    ]
+    return pa.schema(fields)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast an engine's result to the expected schema (column names already agree)."""
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        if pa.types.is_timestamp(column.type) and column.type.tz is None:
+            column = column.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+        columns.append(column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
