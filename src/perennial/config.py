@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     )
     duckdb_memory_limit: str = Field(default="4GB", description="DuckDB spills beyond this.")
     duckdb_threads: int = Field(default=2, ge=1)
+    spark_master: str = Field(
+        default="local[2]",
+        description="Spark master URL for --engine spark: local[N], spark://host:7077, yarn, k8s://...",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict, description="Extra Spark settings (spark.executor.memory, ...)."
+    )
 
     @field_validator("default_timezone")
     @classmethod

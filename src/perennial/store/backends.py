@@ -200,24 +200,35 @@ def open_backend(
         raise ValueError(f"unknown engine {engine!r}; use 'duckdb' or 'spark'")
     owns_session = False
     if spark_session is None:
-        spark_session, owns_session = _local_spark_session(SPARK_LOCAL_SETTINGS.items())
+        options = (
+            dict(SPARK_LOCAL_SETTINGS)
+            if _is_local(settings.spark_master)
+            else {"spark.sql.session.timeZone": "UTC"}
+        )
+        options |= settings.spark_conf
+        spark_session, owns_session = _spark_session(settings.spark_master, options.items())
     connection = ibis.pyspark.connect(spark_session)  # sets the session time zone to UTC
     return Backend("spark", connection, spark_session=spark_session, owns_session=owns_session)
 
 
-def _local_spark_session(options: Iterable[tuple[str, str]]) -> tuple[SparkSession, bool]:
-    """A local-mode session on two cores, bound to the loopback interface.
+def _is_local(master: str) -> bool:
+    return master.startswith("local")
+
+
+def _spark_session(master: str, options: Iterable[tuple[str, str]]) -> tuple[SparkSession, bool]:
+    """A session on ``master``; in local mode bound to the loopback interface.
 
     A process has one Spark session: when one is already active it is reused, and the
     second value (whether the caller owns the session and should stop it) is False.
     """
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if _is_local(master):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
         return active, False
-    builder = SparkSession.builder.master("local[2]").appName("perennial")
+    builder = SparkSession.builder.master(master).appName("perennial")
     for key, value in options:
         builder = builder.config(key, value)
     session = builder.getOrCreate()
