@@ -1,7 +1,12 @@
-"""``perennial features``, ``perennial profile`` and ``perennial lifecycle stages|compute``."""
+"""``perennial features``, ``perennial profile`` and ``perennial lifecycle ...``.
+
+``lifecycle stages|compute`` work on one as-of; ``lifecycle backfill|report|flows``
+build and read the daily stage history.
+"""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,11 +17,14 @@ import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
-from perennial.cli.output import console
+from perennial.cli.output import console, progress_bar
 from perennial.config import Settings, load_settings
 from perennial.errors import PerennialError
 from perennial.features.snapshot import compute_features
+from perennial.lifecycle.backfill import StageDay, backfill
+from perennial.lifecycle.flows import Flow, flow_matrix, lifecycle_report
 from perennial.lifecycle.profiles import (
+    StageCount,
     as_of_instant,
     build_profiles,
     stage_distribution,
@@ -42,6 +50,8 @@ ModelOption = Annotated[
     typer.Option("--model", "-m", help="Stage model YAML (see examples/lifecycle/)."),
 ]
 DEFAULT_MODEL = Path("examples/lifecycle/seed000.yaml")
+FromDay = Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, local).")]
+ToDay = Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD, local), included.")]
 
 
 class UnknownCustomerError(PerennialError):
@@ -117,6 +127,74 @@ def _compute_command(
     console.print(f"{stored:,} profiles stored in {settings.warehouse}")
 
 
+@lifecycle_app.command("backfill")
+def _backfill_command(
+    start: FromDay, end: ToDay, model: ModelOption = DEFAULT_MODEL, engine: EngineOption = "duckdb"
+) -> None:
+    """Build the daily stage history and transitions for a range of days (replaces the range)."""
+    settings = load_settings()
+    stage_model = load_stage_model(model)
+    first, last = _day(start, "--from"), _day(end, "--to")
+    if last < first:
+        raise typer.BadParameter(f"--to {last} is before --from {first}")
+    zone = stage_model.timezone or settings.default_timezone
+    with progress_bar() as bar, open_backend(settings, engine) as backend:
+        task = bar.add_task(f"{stage_model.name} {first}", total=(last - first).days + 1)
+
+        def advance(stage_day: StageDay) -> None:
+            bar.update(task, advance=1, description=f"{stage_model.name} {stage_day.day}")
+
+        snapshot = Warehouse(settings.warehouse).snapshot()
+        result = backfill(
+            backend, snapshot, stage_model, first, last, timezone=zone, on_day=advance
+        )
+    days = (last - first).days + 1
+    console.print(
+        f"{stage_model.name}: {days:,} days ({first} to {last}, {zone}), "
+        f"{result.stage_rows:,} stage rows, {result.transitions:,} transitions, "
+        f"{result.recomputed / days:,.0f} customers recomputed per day; "
+        f"store version {result.version}"
+    )
+
+
+@lifecycle_app.command("report")
+def _report_command(
+    model: ModelOption = DEFAULT_MODEL,
+    as_of: Annotated[
+        str | None, typer.Option(help="A day of the history (YYYY-MM-DD); default its last.")
+    ] = None,
+) -> None:
+    """Print the stage distribution, the last 30 days' flows and the top movers."""
+    settings = load_settings()
+    stage_model = load_stage_model(model)
+    day = _day(as_of, "--as-of") if as_of else None
+    with open_backend(settings) as backend:
+        snapshot = Warehouse(settings.warehouse).snapshot()
+        report = lifecycle_report(backend, snapshot, stage_model, day)
+    total = sum(count.customers for count in report.distribution)
+    title = f"{report.model} on {report.day}: {total:,} customers"
+    _print_counts(title, report.distribution, report.median_days_in_stage)
+    _print_flows(f"Flows {report.flows_since} -> {report.day}", report.flows, stage_model)
+    movers = Table(title=f"Top movers {report.flows_since} -> {report.day}")
+    for name in ("from", "to", "customers"):
+        movers.add_column(name, justify="right" if name == "customers" else "left")
+    for flow in report.top_movers:
+        movers.add_row(flow.from_stage, flow.to_stage, f"{flow.customers:,}")
+    console.print(movers)
+
+
+@lifecycle_app.command("flows")
+def _flows_command(start: FromDay, end: ToDay, model: ModelOption = DEFAULT_MODEL) -> None:
+    """Print how many customers moved from each stage on one day to each stage on another."""
+    settings = load_settings()
+    stage_model = load_stage_model(model)
+    first, last = _day(start, "--from"), _day(end, "--to")
+    with open_backend(settings) as backend:
+        snapshot = Warehouse(settings.warehouse).snapshot()
+        flows = flow_matrix(backend, snapshot, stage_model.name, first, last)
+    _print_flows(f"{stage_model.name}: {first} -> {last}", flows, stage_model)
+
+
 def _profiles(
     settings: Settings,
     stage_model: StageModel,
@@ -136,18 +214,56 @@ def _profiles(
 
 
 def _print_distribution(profiles: pa.Table, stage_model: StageModel) -> None:
-    view = Table(title=f"{stage_model.name}: {profiles.num_rows:,} customers")
-    for name in ("stage", "label", "标签", "customers", "share"):
-        view.add_column(name, justify="right" if name in ("customers", "share") else "left")
-    for count in stage_distribution(profiles, stage_model):
-        view.add_row(
+    title = f"{stage_model.name}: {profiles.num_rows:,} customers"
+    _print_counts(title, stage_distribution(profiles, stage_model))
+
+
+def _print_counts(
+    title: str, counts: list[StageCount], median_days: dict[str, float] | None = None
+) -> None:
+    """One row per stage; with ``median_days``, also the median stay in the stage."""
+    view = Table(title=title)
+    names = ["stage", "label", "标签", "customers", "share"]
+    names += ["median days in stage"] if median_days is not None else []
+    for name in names:
+        view.add_column(name, justify="left" if name in ("stage", "label", "标签") else "right")
+    for count in counts:
+        cells = [
             count.key or "-",
             count.label_en,
             count.label_zh,
             f"{count.customers:,}",
             f"{count.share:.1%}",
-        )
+        ]
+        if median_days is not None:
+            median = median_days.get(count.key or "")
+            cells.append("-" if median is None else f"{median:g}")
+        view.add_row(*cells)
     console.print(view)
+
+
+def _print_flows(title: str, flows: list[Flow], stage_model: StageModel) -> None:
+    """Rows: the stage on the first day; columns: the stage on the last day."""
+    order = {key: index for index, key in enumerate(stage_model.keys)}
+    targets = sorted({f.to_stage for f in flows}, key=lambda key: (order.get(key, len(order)), key))
+    sources = sorted({f.from_stage for f in flows}, key=lambda key: (order.get(key, -1), key))
+    cells = {(f.from_stage, f.to_stage): f.customers for f in flows}
+    view = Table(title=title)
+    view.add_column("from \\ to")
+    for target in targets:
+        view.add_column(target, justify="right")
+    for source in sources:
+        view.add_row(source, *[f"{cells.get((source, target), 0):,}" for target in targets])
+    console.print(view)
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a day (YYYY-MM-DD)", param_hint=option
+        ) from None
 
 
 def _write(table: pa.Table, output: Path) -> None:

@@ -10,6 +10,7 @@ joins happen here.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import ibis.expr.types as ir  # type: ignore[import-untyped]
@@ -27,6 +28,7 @@ __all__ = [
     "SECTIONS",
     "compute_features",
     "features_from_history",
+    "restrict_history",
 ]
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -52,6 +54,7 @@ def compute_features(
     as_of: datetime,
     *,
     timezone: str = DEFAULT_TIMEZONE,
+    customers: ir.Table | None = None,
 ) -> ir.Table:
     """Features of every customer known by ``as_of``, from the store's ``snapshot``.
 
@@ -59,8 +62,36 @@ def compute_features(
     ``ts``, customer records by ``created_at``); windows end at ``as_of`` and
     local purchase days are calendar days in ``timezone``. ``as_of`` must be
     timezone-aware. Columns are :data:`FEATURE_NAMES`, typed as the registry says.
+    ``customers`` (a table with a ``customer_id`` column) computes the features as
+    if the store held only those customers: see :func:`restrict_history`.
     """
-    return features_from_history(load_history(backend, snapshot, as_of, timezone=timezone))
+    history = load_history(backend, snapshot, as_of, timezone=timezone)
+    if customers is not None:
+        history = restrict_history(history, customers)
+    return features_from_history(history)
+
+
+def restrict_history(history: History, customers: ir.Table) -> History:
+    """``history`` with only the rows of ``customers`` (semi-joined on ``customer_id``).
+
+    Every per-customer feature of a restricted history equals the full one; the
+    population-wide columns (``category_median_interval_days``,
+    ``population_median_interval_days`` and so the expected next order) then
+    describe only these customers, so a caller needing them store-wide supplies them
+    (as the incremental stage history does).
+    """
+    ids = customers.select(restricted_customer_id=customers.customer_id.cast("string"))
+
+    def keep(table: ir.Table) -> ir.Table:
+        return table.semi_join(ids, table.customer_id == ids.restricted_customer_id)
+
+    return replace(
+        history,
+        customers=keep(history.customers),
+        orders=keep(history.orders),
+        purchase_lines=keep(history.purchase_lines),
+        events=keep(history.events),
+    )
 
 
 def features_from_history(history: History) -> ir.Table:

@@ -1,0 +1,211 @@
+"""Stage history for a range of days, each day's features carried over from the day before.
+
+Recomputing every customer's features for every day costs a full pass over all
+orders and events per day. The method here recomputes, per day, only the
+customers whose rows can have changed something, and gives exactly what
+:func:`build_profiles` gives at that day's as-of (the end of local day D,
+:func:`as_of_instant`):
+
+1. **Eve.** Features, RFM, tier and stage are computed in full as of the day
+   before the range, so the first day's transitions are real moves.
+2. **Changed customers** (:func:`changed_customers`, one query per month of
+   days): an order, order line, event or customer record arriving on day D
+   (``[end of D-1, end of D)``), or an order or event leaving a window (arriving
+   1, 7, 30, 60 or 90 days earlier: the window edges of the feature registry).
+3. **Fresh rows** (:func:`fresh_features`: the features' own expressions over
+   the history of these customers only): customers with new rows get every
+   feature from their whole history; customers with rows leaving a window only
+   get their windowed features, from their last 90 days.
+4. **Everyone else** keeps D-1's row with the as-of-dependent columns moved by
+   the step (:func:`shift_as_of`): no new row and no window edge crossed means
+   nothing else about them moved.
+5. **Population-wide rhythm** (category and population median gaps, and the
+   expected next order built on them) is kept as gap histograms: D's buyers'
+   gaps as of D-1 are removed and their gaps as of D added, then the columns are
+   rewritten for every row (:mod:`perennial.lifecycle.rhythm_population`).
+6. **RFM quantiles and value tiers** are relative to everyone, so they are
+   re-scored over the whole day's table (one window pass) before the stage model
+   is applied; **transitions** are the customers whose stage differs from D-1's
+   (null-safe, ``from_stage`` null when not known the day before).
+
+Steps 4 to 6 are one query compiled once for the whole range
+(:class:`DayQuery`); the day before's table goes in as a memtable. Everything is
+Ibis, so it runs on DuckDB or Spark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import ibis  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from perennial.features.history import History, load_history
+from perennial.features.snapshot import DEFAULT_TIMEZONE, features_from_history, restrict_history
+from perennial.lifecycle.as_of_dependence import changed_customers
+from perennial.lifecycle.carried_features import FRESH_SCHEMA, fresh_features
+from perennial.lifecycle.day_query import DayQuery, score_profiles
+from perennial.lifecycle.history import HistoryWriter
+from perennial.lifecycle.profiles import as_of_instant
+from perennial.lifecycle.rfm_config import RfmConfig
+from perennial.lifecycle.rhythm_population import RhythmPopulation, gap_count_changes, gap_counts
+from perennial.lifecycle.stage_model import StageModel
+from perennial.store.backends import Backend
+from perennial.store.warehouse import Snapshot, Warehouse
+
+__all__ = ["BackfillResult", "StageDay", "backfill", "daily_profiles"]
+
+_CHUNK_DAYS = 31
+"""Days whose changed customers are found in one query."""
+
+
+@dataclass(frozen=True)
+class StageDay:
+    """One day of the history: every known customer's profile as of the end of ``day``."""
+
+    day: date
+    as_of: datetime
+    profiles: pa.Table
+    """Features, RFM, value tier, ``stage`` and ``stage_rank``: the columns of build_profiles."""
+    transitions: pa.Table
+    """``customer_id``, ``from_stage``, ``to_stage`` of the customers whose stage changed."""
+    recomputed: int
+    """Customers with fresh features (whole rows or windows); the rest were carried over."""
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    model: str
+    start: date
+    end: date
+    stage_rows: int
+    transitions: int
+    recomputed: int
+    version: int
+    """The warehouse version that holds the new range."""
+
+
+@dataclass(frozen=True)
+class _Eve:
+    """What day D needs of day D-1."""
+
+    history: History
+    profiles: pa.Table
+    rhythm: RhythmPopulation
+
+
+def daily_profiles(
+    backend: Backend,
+    snapshot: Snapshot,
+    model: StageModel,
+    start: date,
+    end: date,
+    *,
+    rfm_config: RfmConfig | None = None,
+    timezone: str = DEFAULT_TIMEZONE,
+) -> Iterator[StageDay]:
+    """Every day from ``start`` to ``end`` (inclusive), computed by the module's method.
+
+    Days are calendar days in ``timezone`` (also the features' zone), each as of its
+    end. Yields lazily: a caller writes or drops each day before the next is made.
+    """
+    if end < start:
+        raise ValueError(f"the range ends ({end}) before it starts ({start})")
+    eve_as_of = as_of_instant((start - timedelta(days=1)).isoformat(), timezone)
+    history = load_history(backend, snapshot, eve_as_of, timezone=timezone)
+    features = features_from_history(history)
+    eve = _Eve(
+        history,
+        backend.to_pyarrow(score_profiles(features, model, rfm_config)),
+        RhythmPopulation.from_counts(backend.to_pyarrow(gap_counts(history))),
+    )
+    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    with DayQuery(backend, model, rfm_config, history) as query:
+        for first in range(0, len(days), _CHUNK_DAYS):
+            chunk = days[first : first + _CHUNK_DAYS]
+            changed = backend.to_pyarrow(changed_customers(backend, snapshot, chunk, timezone))
+            for day in chunk:
+                on_day = changed.filter(pc.equal(changed.column("day"), pa.scalar(day)))
+                stage_day, eve = _next_day(backend, snapshot, query, eve, day, on_day)
+                yield stage_day
+
+
+def backfill(
+    backend: Backend,
+    snapshot: Snapshot,
+    model: StageModel,
+    start: date,
+    end: date,
+    *,
+    rfm_config: RfmConfig | None = None,
+    timezone: str = DEFAULT_TIMEZONE,
+    on_day: Callable[[StageDay], None] | None = None,
+) -> BackfillResult:
+    """Compute ``start``..``end`` and store it as the model's history for that range.
+
+    The days are written to the warehouse of ``snapshot`` in one transaction that
+    first removes the model's rows already stored for the range, so a re-run
+    replaces and never duplicates. ``on_day`` is called after each day (progress).
+    """
+    stage_rows = transitions = recomputed = 0
+    with HistoryWriter(Warehouse(snapshot.root), model.name) as writer:
+        for stage_day in daily_profiles(
+            backend, snapshot, model, start, end, rfm_config=rfm_config, timezone=timezone
+        ):
+            writer.add_day(stage_day.day, stage_day.profiles, stage_day.transitions)
+            stage_rows += stage_day.profiles.num_rows
+            transitions += stage_day.transitions.num_rows
+            recomputed += stage_day.recomputed
+            if on_day is not None:
+                on_day(stage_day)
+        version = writer.commit(start, end)
+    return BackfillResult(model.name, start, end, stage_rows, transitions, recomputed, version)
+
+
+def _next_day(
+    backend: Backend,
+    snapshot: Snapshot,
+    query: DayQuery,
+    eve: _Eve,
+    day: date,
+    changed: pa.Table,
+) -> tuple[StageDay, _Eve]:
+    timezone = eve.history.timezone
+    as_of = as_of_instant(day.isoformat(), timezone)
+    history = load_history(backend, snapshot, as_of, timezone=timezone)
+    fresh = FRESH_SCHEMA.to_pyarrow().empty_table()
+    if changed.num_rows:
+        fresh = backend.to_pyarrow(fresh_features(history, changed))
+    rhythm = _updated_rhythm(backend, eve, history, changed)
+    step = as_of - eve.history.as_of
+    today = pa.table(
+        {
+            "as_of": pa.array([as_of], pa.timestamp("us", tz="UTC")),
+            "step_microseconds": [step // timedelta(microseconds=1)],
+            "population_median": pa.array([rhythm.population_median()], pa.float64()),
+        }
+    )
+    result = query.run(eve.profiles, fresh, rhythm.medians_table(), today)
+    moved = result.filter(result.column("stage_changed"))
+    transitions = moved.select(["customer_id", "previous_stage", "stage"]).rename_columns(
+        ["customer_id", "from_stage", "to_stage"]
+    )
+    profiles = result.select(list(query.columns))
+    stage_day = StageDay(day, as_of, profiles, transitions, fresh.num_rows)
+    return stage_day, _Eve(history, profiles, rhythm)
+
+
+def _updated_rhythm(
+    backend: Backend, eve: _Eve, history: History, changed: pa.Table
+) -> RhythmPopulation:
+    """The eve's gap histograms with the day's buyers' gaps replaced by their current ones."""
+    rhythm = RhythmPopulation({key: counts.copy() for key, counts in eve.rhythm.counts.items()})
+    buyers = changed.filter(changed.column("new_purchases")).select(["customer_id"])
+    if buyers.num_rows:
+        ids = ibis.memtable(buyers)
+        before, after = restrict_history(eve.history, ids), restrict_history(history, ids)
+        rhythm.add(backend.to_pyarrow(gap_count_changes(before, after)))
+    return rhythm
