@@ -203,12 +203,15 @@ class Context:
     home: Path
     out: Path
     """Where the child writes its result table (after the clock stopped), for the checks."""
+    memory_limit: str | None = None
+    """DuckDB ``memory_limit`` for ours and the SQL peer; None: each side's default."""
 
     @property
     def settings(self) -> Any:
         from perennial.config import Settings
 
-        return Settings(home=self.home, duckdb_threads=THREADS)
+        limit = {"duckdb_memory_limit": self.memory_limit} if self.memory_limit else {}
+        return Settings(home=self.home, duckdb_threads=THREADS, **limit)
 
     def order_paths(self) -> list[str]:
         return self.paths("orders")
@@ -437,7 +440,10 @@ def sql_rfm(ctx: Context) -> dict[str, Any]:
 
     paths = ctx.order_paths()
     clock = Clock()
-    con = duckdb.connect(config={"threads": THREADS})
+    config: dict[str, Any] = {"threads": THREADS}
+    if ctx.memory_limit:
+        config["memory_limit"] = ctx.memory_limit
+    con = duckdb.connect(config=config)
     con.execute("SET TimeZone = 'UTC'")
     table = con.sql(PEER_SQL, params=[paths]).to_arrow_table()
     con.close()
@@ -902,7 +908,11 @@ def _top_operators(profile: dict[str, Any], top: int = 15) -> dict[str, Any]:
         kind = node.get("type", node.get("operator_type", "?"))
         by_type[kind] = by_type.get(kind, 0.0) + timing(node)
     slowest = sorted(nodes, key=timing, reverse=True)[:top]
+    system = profile.get("system", {})
     return {
+        "peak_buffer_memory_mb": system.get("peak_buffer_memory", 0) / 2**20,
+        "peak_temp_dir_mb": system.get("peak_temp_dir_size", 0) / 2**20,
+        "bytes_written_mb": profile.get("io", {}).get("total_bytes_written", 0) / 2**20,
         "query_seconds": profile.get("query", {}).get("total_time", profile.get("latency")),
         "cpu_seconds": profile.get("query", {}).get("cpu_time", profile.get("cpu_time")),
         "by_type": dict(sorted(by_type.items(), key=lambda item: -item[1])),
@@ -933,7 +943,7 @@ def run_one(args: argparse.Namespace) -> int:
     if args.one == "prepare":
         result = prepare(args.data_dir, args.customers)
     else:
-        ctx = Context(home=Path(args.home), out=Path(args.out))
+        ctx = Context(home=Path(args.home), out=Path(args.out), memory_limit=args.memory_limit)
         if args.one == "phases":
             result = phases(ctx)
         else:
@@ -1003,6 +1013,8 @@ class Child:
             sys.executable, str(Path(__file__).resolve()), "--one", kind,
             "--data-dir", str(self.args.data_dir), *extra,
         ]  # fmt: skip
+        if self.args.memory_limit:
+            command += ["--memory-limit", self.args.memory_limit]
         try:
             done = subprocess.run(
                 command, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
@@ -1373,7 +1385,9 @@ def print_spot_check(results: list[Row]) -> None:
     a = pl.read_parquet(ours.output, columns=["customer_id", *shown])
     b = pl.read_parquet(peer.output, columns=["customer_id", *shown])
     picked = a.filter(pl.col("logins_trend_30d").is_not_null()).sort("customer_id").head(3)
-    picked = pl.concat([picked, a.sort("customer_id").head(1)])["customer_id"].to_list()
+    picked = picked["customer_id"].to_list()
+    first = a["customer_id"].min()
+    picked += [first] if first not in picked else []
     print("\nspot check, ours (compute_features) / pandas:")
     print("| customer | " + " | ".join(shown) + " |")
     print("|---|" + "---|" * len(shown))
@@ -1401,6 +1415,11 @@ def print_phases(result: dict[str, Any]) -> None:
         "\nDuckDB operator profile of the whole profile query "
         f"(query {operators['query_seconds']:.2f} s, "
         f"CPU {operators['cpu_seconds']:.2f} s), operator time summed over threads, by type:"
+    )
+    print(
+        f"(DuckDB peak buffer memory {operators['peak_buffer_memory_mb']:,.0f} MB, peak "
+        f"spill to its temp directory {operators['peak_temp_dir_mb']:,.0f} MB, "
+        f"bytes written {operators['bytes_written_mb']:,.0f} MB)"
     )
     print("| operator type | s |")
     print("|---|---:|")
@@ -1436,6 +1455,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--lifetimes-timeout", type=float, default=600.0, help="seconds for the lifetimes run"
     )
     parser.add_argument("--phases", action="store_true", help="instrumented run of ours")
+    parser.add_argument(
+        "--memory-limit",
+        default=None,
+        help="DuckDB memory_limit for ours (Settings.duckdb_memory_limit, default 4GB) and "
+        "the SQL peer (default: DuckDB's, 80%% of RAM)",
+    )
     parser.add_argument("--keep-outputs", action="store_true", help="keep the result files")
     parser.add_argument(
         "--live-src",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import ibis
 import pyarrow as pa
@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from perennial.config import Settings
 from perennial.features.history import load_history
 from perennial.features.snapshot import compute_features, features_from_history
+from perennial.lifecycle.purchase_days import PurchaseDays, purchase_days
 from perennial.lifecycle.rhythm_population import (
     RhythmPopulation,
-    gap_count_changes,
     gap_counts,
     with_population_rhythm,
 )
@@ -112,16 +112,43 @@ def test_medians_from_gap_counts_equal_the_feature_table_s(
             assert medians.get(row["favourite_category"]) == expected
 
 
-def test_gap_count_changes_move_the_earlier_histogram_to_the_later_one(
+def test_gap_changes_from_purchase_days_move_the_earlier_histogram_to_the_later_one(
     backend: Backend, snapshot: Snapshot
 ) -> None:
+    """Purchase days read once (as of a later day) give the gaps as of any earlier instant."""
     before = load_history(backend, snapshot, EARLIER, timezone="Asia/Shanghai")
     after = load_history(backend, snapshot, AS_OF, timezone="Asia/Shanghai")
+    latest = load_history(backend, snapshot, AS_OF + timedelta(days=3), timezone="Asia/Shanghai")
+    everyone = latest.orders.select("customer_id").distinct()
+    items = backend.table("order_items", snapshot)
+    days = PurchaseDays(backend.to_pyarrow(purchase_days(latest, items, everyone)))
+    customers = backend.to_pyarrow(everyone).column("customer_id").to_pylist()
     rhythm = RhythmPopulation.from_counts(backend.to_pyarrow(gap_counts(before)))
 
-    rhythm.add(backend.to_pyarrow(gap_count_changes(before, after)))
+    rhythm.add(days.gap_changes(customers, EARLIER, AS_OF))
 
     assert rhythm == RhythmPopulation.from_counts(backend.to_pyarrow(gap_counts(after)))
+
+
+def test_a_line_counts_from_the_later_of_its_own_and_its_order_s_time() -> None:
+    """A day becomes visible when its row does: C's 3rd day (a line) only after 12:00."""
+    noon = datetime(2025, 5, 10, 12, tzinfo=UTC)
+    rows = pa.table(
+        {
+            "customer_id": ["C", "C", "C"],
+            "category": ["tea", "tea", "tea"],
+            "local_day": pa.array([date(2025, 5, 1), date(2025, 5, 5), date(2025, 5, 10)]),
+            "visible_from": pa.array(
+                [datetime(2025, 5, 1, tzinfo=UTC), datetime(2025, 5, 5, tzinfo=UTC), noon],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+
+    changes = PurchaseDays(rows).gap_changes(["C", "unknown"], noon, noon + timedelta(hours=1))
+
+    assert changes.to_pylist() == [{"category": "tea", "gap_days": 5.0, "gaps": 1}]
+    assert PurchaseDays(rows).gap_changes(["C"], noon, noon).num_rows == 0
 
 
 def test_rewriting_the_population_columns_reproduces_the_features(

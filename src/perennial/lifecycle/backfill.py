@@ -29,8 +29,10 @@ customers whose rows can have changed something, and gives exactly what
    (null-safe, ``from_stage`` null when not known the day before).
 
 Steps 4 to 6 are one query compiled once for the whole range
-(:class:`DayQuery`); the day before's table goes in as a memtable. Everything is
-Ibis, so it runs on DuckDB or Spark.
+(:class:`DayQuery`); the day before's table goes in as an Arrow table. The
+buyers' purchase days for step 5 are read once per month of days
+(:mod:`perennial.lifecycle.purchase_days`). Everything is Ibis, so it runs on
+DuckDB or Spark (tested on both).
 """
 
 from __future__ import annotations
@@ -39,19 +41,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-import ibis  # type: ignore[import-untyped]
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from perennial.features.history import History, load_history
-from perennial.features.snapshot import DEFAULT_TIMEZONE, features_from_history, restrict_history
+from perennial.features.snapshot import DEFAULT_TIMEZONE, features_from_history
 from perennial.lifecycle.as_of_dependence import changed_customers
 from perennial.lifecycle.carried_features import FRESH_SCHEMA, fresh_features
 from perennial.lifecycle.day_query import DayQuery, score_profiles
 from perennial.lifecycle.history import HistoryWriter
 from perennial.lifecycle.profiles import as_of_instant
+from perennial.lifecycle.purchase_days import PurchaseDays, purchase_days
 from perennial.lifecycle.rfm_config import RfmConfig
-from perennial.lifecycle.rhythm_population import RhythmPopulation, gap_count_changes, gap_counts
+from perennial.lifecycle.rhythm_population import RhythmPopulation, gap_counts
 from perennial.lifecycle.stage_model import StageModel
 from perennial.store.backends import Backend
 from perennial.store.warehouse import Snapshot, Warehouse
@@ -127,9 +129,10 @@ def daily_profiles(
         for first in range(0, len(days), _CHUNK_DAYS):
             chunk = days[first : first + _CHUNK_DAYS]
             changed = backend.to_pyarrow(changed_customers(backend, snapshot, chunk, timezone))
+            bought = _purchase_days(backend, snapshot, query, changed, chunk[-1], timezone)
             for day in chunk:
                 on_day = changed.filter(pc.equal(changed.column("day"), pa.scalar(day)))
-                stage_day, eve = _next_day(backend, snapshot, query, eve, day, on_day)
+                stage_day, eve = _next_day(backend, snapshot, query, eve, day, on_day, bought)
                 yield stage_day
 
 
@@ -172,14 +175,18 @@ def _next_day(
     eve: _Eve,
     day: date,
     changed: pa.Table,
+    bought: PurchaseDays,
 ) -> tuple[StageDay, _Eve]:
     timezone = eve.history.timezone
     as_of = as_of_instant(day.isoformat(), timezone)
     history = load_history(backend, snapshot, as_of, timezone=timezone)
     fresh = FRESH_SCHEMA.to_pyarrow().empty_table()
     if changed.num_rows:
-        fresh = backend.to_pyarrow(fresh_features(history, changed))
-    rhythm = _updated_rhythm(backend, eve, history, changed)
+        ids = query.table("changed", changed.select(["customer_id", "new_rows"]))
+        fresh = backend.to_pyarrow(fresh_features(history, ids))
+    rhythm = RhythmPopulation({key: counts.copy() for key, counts in eve.rhythm.counts.items()})
+    buyers = changed.filter(changed.column("new_purchases")).column("customer_id").to_pylist()
+    rhythm.add(bought.gap_changes(buyers, eve.history.as_of, as_of))
     step = as_of - eve.history.as_of
     today = pa.table(
         {
@@ -198,14 +205,19 @@ def _next_day(
     return stage_day, _Eve(history, profiles, rhythm)
 
 
-def _updated_rhythm(
-    backend: Backend, eve: _Eve, history: History, changed: pa.Table
-) -> RhythmPopulation:
-    """The eve's gap histograms with the day's buyers' gaps replaced by their current ones."""
-    rhythm = RhythmPopulation({key: counts.copy() for key, counts in eve.rhythm.counts.items()})
+def _purchase_days(
+    backend: Backend,
+    snapshot: Snapshot,
+    query: DayQuery,
+    changed: pa.Table,
+    last_day: date,
+    timezone: str,
+) -> PurchaseDays:
+    """The purchase days of everyone who buys during a chunk, as of its last day's end."""
     buyers = changed.filter(changed.column("new_purchases")).select(["customer_id"])
-    if buyers.num_rows:
-        ids = ibis.memtable(buyers)
-        before, after = restrict_history(eve.history, ids), restrict_history(history, ids)
-        rhythm.add(backend.to_pyarrow(gap_count_changes(before, after)))
-    return rhythm
+    history = load_history(
+        backend, snapshot, as_of_instant(last_day.isoformat(), timezone), timezone=timezone
+    )
+    ids = query.table("buyers", buyers.group_by("customer_id").aggregate([]))
+    items = backend.table("order_items", snapshot)
+    return PurchaseDays(backend.to_pyarrow(purchase_days(history, items, ids)))

@@ -24,7 +24,6 @@ from dataclasses import replace
 import ibis  # type: ignore[import-untyped]
 import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
-import pyarrow as pa
 
 from perennial.features.history import History
 from perennial.features.snapshot import FEATURES, features_from_history
@@ -63,7 +62,7 @@ DAY_SCHEMA = ibis.schema(
 _DEFAULTS = {f.name: f.default for f in FEATURES}
 
 
-def fresh_features(history: History, changed: pa.Table) -> ir.Table:
+def fresh_features(history: History, changed: ir.Table) -> ir.Table:
     """Fresh rows of the day's ``changed`` customers (``customer_id``, ``new_rows``).
 
     Customers with new rows get their whole history; the others only their rows of
@@ -73,8 +72,7 @@ def fresh_features(history: History, changed: pa.Table) -> ir.Table:
     any window, or the customer is not known yet (changed only through a device
     linked later).
     """
-    ids = ibis.memtable(changed.select(["customer_id", "new_rows"]))
-    ids = ids.select(changed_customer_id="customer_id", whole_history="new_rows")
+    ids = changed.select(changed_customer_id="customer_id", whole_history="new_rows")
     since = history.days_ago(max(WINDOW_EDGES))
 
     def keep(table: ir.Table, instant: str | None) -> ir.Table:

@@ -2,10 +2,10 @@
 
 Compiling an Ibis expression of this size takes a few tenths of a second, as
 long as running it for tens of thousands of customers, and a year's backfill
-would compile the same query 365 times with other literals. So the day's inputs
-go in as tables, views replaced each day (:meth:`DayQuery.run`), and the SQL
-text is made once. The query is engine-neutral Ibis like the rest; only the
-views it reads are swapped.
+would compile the same query 365 times with other literals. So the query is a
+view over input tables, made once, and each day the inputs are registered again
+under the same names (:meth:`DayQuery.run`). The query is engine-neutral Ibis
+like the rest; only the tables it reads are swapped.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class DayQuery:
 
     The result has the columns of build_profiles plus ``previous_stage`` (null for a
     customer not known the day before) and ``stage_changed`` (null-safe). Use it as
-    a context manager: closing drops its views.
+    a context manager: closing drops its views and tables.
     """
 
     def __init__(
@@ -66,9 +66,12 @@ class DayQuery:
         reference: History,
     ) -> None:
         self._backend = backend
-        prefix = f"perennial_backfill_{uuid.uuid4().hex[:8]}"
-        self._views = {role: f"{prefix}_{role}" for role in _INPUTS}
-        inputs = {role: ibis.table(_INPUTS[role], name=self._views[role]) for role in _INPUTS}
+        self._prefix = f"perennial_backfill_{uuid.uuid4().hex[:8]}"
+        self._registered: set[str] = set()
+        inputs = {
+            role: self.table(role, schema.to_pyarrow().empty_table())
+            for role, schema in _INPUTS.items()
+        }
         eve = inputs["eve"]
         features = carried_table(
             eve.drop("stage"), inputs["fresh"], inputs["medians"], inputs["day"], reference
@@ -84,45 +87,49 @@ class DayQuery:
         self.columns: tuple[str, ...] = tuple(scored.columns)
         """The profile columns of the result (without the two about the move)."""
         self._schema = expression.schema().to_pyarrow()
-        self._created: list[str] = []
-        self._inputs: list[ir.Table] = []
-        empty = {role: schema.to_pyarrow().empty_table() for role, schema in _INPUTS.items()}
-        self._replace_inputs(empty)
-        result = f"{prefix}_result"
+        self._view = f"{self._prefix}_result"
         with _ibis_on_duckdb_2():
-            self._result = backend.connection.create_view(result, expression, overwrite=True)
-        self._created.append(result)
+            self._result = backend.connection.create_view(self._view, expression, overwrite=True)
 
     def run(self, eve: pa.Table, fresh: pa.Table, medians: pa.Table, day: pa.Table) -> pa.Table:
         """The day's profiles; the inputs as the schemas of :mod:`carried_features` say."""
-        self._replace_inputs({"eve": eve, "fresh": fresh, "medians": medians, "day": day})
+        for role, data in {"eve": eve, "fresh": fresh, "medians": medians, "day": day}.items():
+            target = _INPUTS[role].to_pyarrow()
+            self.table(role, data.select(target.names).cast(target))
         # The view's own column types are the engine's (int32 where Ibis says int16).
         return self._backend.to_pyarrow(self._result).cast(self._schema)
 
+    def table(self, role: str, data: pa.Table) -> ir.Table:
+        """``data`` as the engine table named for ``role``, replacing the one before.
+
+        Unlike an Ibis memtable, whose data Ibis 12 keeps registered until the
+        connection closes (a year's backfill would keep every day), a name
+        re-registered each day holds only that day's data.
+        """
+        name = f"{self._prefix}_{role}"
+        if self._backend.engine == "duckdb":
+            self._backend.connection.con.register(name, data)
+        else:  # the session Ibis wraps; a temporary view is replaced by name
+            session = self._backend.connection._session
+            session.createDataFrame(data).createOrReplaceTempView(name)
+        self._registered.add(name)
+        return ibis.table(ibis.schema(data.schema), name=name)
+
     def close(self) -> None:
-        """Drop the views, the result first (Ibis 12's ``drop_view`` renders no name here).
+        """Drop the result view and the tables behind it.
 
         A caller that closed the backend first (an abandoned generator collected
-        later) has nothing left to drop: the connection took the views with it.
+        later) has nothing left to drop: the connection took them with it.
         """
         with contextlib.suppress(Exception):
-            for view in reversed(self._created):
-                self._backend.connection.raw_sql(f"DROP VIEW IF EXISTS {view}")
-        self._created.clear()
-        self._inputs.clear()
-
-    def _replace_inputs(self, tables: dict[str, pa.Table]) -> None:
-        """Point each input view at new data; the result view reads them when it runs."""
-        inputs = []  # a memtable's data lives as long as its expression
-        for role, data in tables.items():
-            target = _INPUTS[role].to_pyarrow()
-            table = ibis.memtable(data.select(target.names).cast(target))
-            with _ibis_on_duckdb_2():
-                self._backend.connection.create_view(self._views[role], table, overwrite=True)
-            if self._views[role] not in self._created:
-                self._created.append(self._views[role])
-            inputs.append(table)
-        self._inputs = inputs
+            # Ibis 12's drop_view renders no name with this sqlglot, hence the SQL.
+            self._backend.connection.raw_sql(f"DROP VIEW IF EXISTS {self._view}")
+            for name in self._registered:
+                if self._backend.engine == "duckdb":
+                    self._backend.connection.con.unregister(name)
+                else:
+                    self._backend.connection.raw_sql(f"DROP VIEW IF EXISTS {name}")
+        self._registered.clear()
 
     def __enter__(self) -> Self:
         return self

@@ -132,8 +132,8 @@ class HistoryWriter:
         count = rows.num_rows
         columns = {
             **{name: rows.column(name) for name in rows.column_names},
-            "day": pa.array([day] * count, pa.date32()),
-            "model": pa.array([self.model] * count, pa.string()),
+            "day": pa.repeat(pa.scalar(day, pa.date32()), count),
+            "model": pa.repeat(pa.scalar(self.model, pa.string()), count),
         }
         data = pa.table({field.name: columns[field.name] for field in schema}).cast(schema)
         key = (table, f"{day:%Y-%m}")

@@ -29,7 +29,6 @@ from perennial.features.intervals import expected_next_order, purchase_gaps
 
 __all__ = [
     "RhythmPopulation",
-    "gap_count_changes",
     "gap_counts",
     "with_population_rhythm",
 ]
@@ -58,18 +57,6 @@ def gap_counts(history: History) -> ir.Table:
     return gaps.group_by("category", "gap_days").aggregate(gaps=_.count())
 
 
-def gap_count_changes(before: History, after: History) -> ir.Table:
-    """How the gap counts move from ``before`` to ``after`` (negative: gaps gone), one query.
-
-    Both are usually the same customers at two as-ofs; only non-zero changes are kept.
-    """
-    earlier = gap_counts(before)
-    parts = [earlier.mutate(gaps=-earlier.gaps), gap_counts(after)]
-    changes = ibis.union(*parts, distinct=False)
-    summed = changes.group_by("category", "gap_days").aggregate(gaps=changes.gaps.sum())
-    return summed.filter(summed.gaps != 0)
-
-
 @dataclass
 class RhythmPopulation:
     """Gap length -> count, for the own gaps (key ``None``) and for each category."""
@@ -84,7 +71,7 @@ class RhythmPopulation:
         return rhythm
 
     def add(self, counts: pa.Table) -> None:
-        """Add the rows of :func:`gap_counts` or :func:`gap_count_changes` (negative: remove)."""
+        """Add the rows of :func:`gap_counts` or of changes to them (negative: remove)."""
         for row in counts.to_pylist():
             histogram = self.counts.setdefault(row["category"], Counter())
             histogram[row["gap_days"]] += row["gaps"]
