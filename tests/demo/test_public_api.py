@@ -23,7 +23,7 @@ def test_results_are_frozen_dataclasses_with_the_agreed_fields() -> None:
         "rows",
     ]
     assert [f.name for f in dataclasses.fields(demo.DemoDataset)] == [
-        "files", "ground_truth", "customers", "orders", "events", "dirty_rows",
+        "files", "ground_truth", "customers", "orders", "events", "dirty_rows", "end",
     ]  # fmt: skip
     assert demo.DemoFile.__dataclass_params__.frozen  # type: ignore[attr-defined]
     assert demo.DemoDataset.__dataclass_params__.frozen  # type: ignore[attr-defined]

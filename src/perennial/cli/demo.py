@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import Progress
 
+from perennial.cli.lifecycle import (
+    compute_and_store_profiles,
+    print_lifecycle_report,
+    run_backfill,
+)
 from perennial.cli.output import (
     console,
     print_ingest_reports,
     progress_bar,
     progress_callback,
 )
-from perennial.config import load_settings
+from perennial.config import Settings, load_settings
 from perennial.demo import DemoDataset, generate_demo
 from perennial.ingest.jobs import ingest_as_job
+from perennial.lifecycle.presets import resolve_model_path
+from perennial.lifecycle.stage_model import load_stage_model
 from perennial.store.summary import store_summary
 
 __all__ = ["demo_app"]
 
 demo_app = typer.Typer(help="Demo data with ground truth.", no_args_is_help=True)
+
+DEMO_STAGE_MODEL = "seed000"
+"""The seed 000 five-stage model (引入期 ... 流失期): the demo's lifecycle."""
 
 Customers = Annotated[int, typer.Option(min=1, help="Number of customers.")]
 Seed = Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")]
@@ -53,11 +64,25 @@ def _generate_command(
     console.print(f"deliberately invalid rows: {dataset.dirty_rows:,}")
 
 
+HistoryDays = Annotated[
+    int,
+    typer.Option(min=0, help="Days of daily stage history to build up to the demo's last day."),
+]
+
+
 @demo_app.command("run")
 def _run_command(
-    customers: Customers = 50_000, seed: Seed = 7, out: Out = Path("demo-data")
+    customers: Customers = 50_000,
+    seed: Seed = 7,
+    out: Out = Path("demo-data"),
+    history_days: HistoryDays = 90,
 ) -> None:
-    """Generate demo data, ingest every file through the real path, print a summary."""
+    """Generate demo data, ingest it, compute profiles and stage history, print the report.
+
+    Every step goes through the real path: file ingest with validation and identity
+    merge, features, RFM, value tiers and the seed000 stage model as of the end of
+    the demo period, and the daily stage history of its last ``--history-days``.
+    """
     settings = load_settings()
     with progress_bar() as bar:
         dataset = _generate(bar, out, customers, seed)
@@ -83,3 +108,14 @@ def _run_command(
         f"(deliberately invalid in the demo files: {dataset.dirty_rows:,})"
     )
     console.print(f"store: {settings.warehouse.resolve()} (version {summary.version})")
+    _run_lifecycle(settings, dataset.end, history_days)
+
+
+def _run_lifecycle(settings: Settings, end: date, history_days: int) -> None:
+    """Profiles as of the end of the demo period, and the stage history before it."""
+    stage_model = load_stage_model(resolve_model_path(DEMO_STAGE_MODEL))
+    compute_and_store_profiles(settings, stage_model, end.isoformat())
+    if history_days == 0:
+        return
+    run_backfill(settings, stage_model, end - timedelta(days=history_days - 1), end)
+    print_lifecycle_report(settings, stage_model, end)

@@ -21,8 +21,10 @@ from perennial.cli.output import console, progress_bar
 from perennial.config import Settings, load_settings
 from perennial.errors import PerennialError
 from perennial.features.snapshot import compute_features
-from perennial.lifecycle.backfill import StageDay, backfill
+from perennial.lifecycle.backfill import BackfillResult, StageDay, backfill
 from perennial.lifecycle.flows import Flow, flow_matrix, lifecycle_report
+from perennial.lifecycle.presets import resolve_model_path
+from perennial.lifecycle.profile_card import profile_card
 from perennial.lifecycle.profiles import (
     StageCount,
     as_of_instant,
@@ -34,7 +36,16 @@ from perennial.lifecycle.stage_model import StageModel, load_stage_model
 from perennial.store.backends import open_backend
 from perennial.store.warehouse import Warehouse
 
-__all__ = ["UnknownCustomerError", "features_command", "lifecycle_app", "profile_command"]
+__all__ = [
+    "UnknownCustomerError",
+    "compute_and_store_profiles",
+    "compute_profiles",
+    "features_command",
+    "lifecycle_app",
+    "print_lifecycle_report",
+    "profile_command",
+    "run_backfill",
+]
 
 lifecycle_app = typer.Typer(help="Lifecycle stages and profiles.", no_args_is_help=True)
 
@@ -46,10 +57,15 @@ EngineOption = Annotated[
     Literal["duckdb", "spark"], typer.Option(help="Where to compute: duckdb or spark (local).")
 ]
 ModelOption = Annotated[
-    Path,
-    typer.Option("--model", "-m", help="Stage model YAML (see examples/lifecycle/)."),
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Stage model: a shipped preset (seed000, seed002) or a YAML file "
+        "(copy one from examples/lifecycle/).",
+    ),
 ]
-DEFAULT_MODEL = Path("examples/lifecycle/seed000.yaml")
+DEFAULT_MODEL = "seed000"
 FromDay = Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, local).")]
 ToDay = Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD, local), included.")]
 
@@ -82,24 +98,27 @@ def profile_command(
     customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
     model: ModelOption = DEFAULT_MODEL,
     as_of: AsOf = None,
-    lang: Annotated[Literal["en", "zh"], typer.Option(help="Labels in English or Chinese.")] = "en",
+    lang: Annotated[
+        Literal["zh", "en"], typer.Option(help="Labels in Chinese (zh-CN) or English.")
+    ] = "zh",
 ) -> None:
     """Show one customer's profile: stage, RFM, value tier and every feature."""
     settings = load_settings()
-    stage_model = load_stage_model(model)
-    profiles = _profiles(settings, stage_model, as_of, "duckdb")
+    stage_model = load_stage_model(resolve_model_path(model))
+    profiles = compute_profiles(settings, stage_model, as_of, "duckdb")
     rows = profiles.filter(pc.equal(profiles.column("customer_id"), customer_id)).to_pylist()
     if not rows:
         raise UnknownCustomerError(f"{customer_id!r}: no such customer as of the given time")
-    row = rows[0]
-    stage = next((s for s in stage_model.stages if s.key == row["stage"]), None)
-    label = (stage.label_zh if lang == "zh" else stage.label_en) if stage else "-"
+    card = profile_card(rows[0], stage_model, lang=lang, timezone=settings.default_timezone)
     title = "客户画像" if lang == "zh" else "Customer profile"
-    view = Table(title=f"{title}: {customer_id} ({label})")
+    view = Table(title=f"{title}: {card.customer_id} ({card.stage})", show_header=False)
     view.add_column("field")
     view.add_column("value", overflow="fold")
-    for name, value in row.items():
-        view.add_row(name, "" if value is None else str(value))
+    for section in card.sections:
+        view.add_section()
+        view.add_row(f"[bold]{section.title}[/]", "")
+        for field in section.fields:
+            view.add_row(field.label, field.value)
     console.print(view)
 
 
@@ -109,8 +128,8 @@ def _stages_command(
 ) -> None:
     """Print how many customers are in each stage of a stage model."""
     settings = load_settings()
-    stage_model = load_stage_model(model)
-    profiles = _profiles(settings, stage_model, as_of, engine)
+    stage_model = load_stage_model(resolve_model_path(model))
+    profiles = compute_profiles(settings, stage_model, as_of, engine)
     _print_distribution(profiles, stage_model)
 
 
@@ -120,11 +139,8 @@ def _compute_command(
 ) -> None:
     """Compute profiles (features, RFM, tier, stage) and store them as the profiles table."""
     settings = load_settings()
-    stage_model = load_stage_model(model)
-    profiles = _profiles(settings, stage_model, as_of, engine)
-    stored = store_profiles(Warehouse(settings.warehouse), profiles, "profiles")
-    _print_distribution(profiles, stage_model)
-    console.print(f"{stored:,} profiles stored in {settings.warehouse}")
+    stage_model = load_stage_model(resolve_model_path(model))
+    compute_and_store_profiles(settings, stage_model, as_of, engine)
 
 
 @lifecycle_app.command("backfill")
@@ -133,10 +149,46 @@ def _backfill_command(
 ) -> None:
     """Build the daily stage history and transitions for a range of days (replaces the range)."""
     settings = load_settings()
-    stage_model = load_stage_model(model)
+    stage_model = load_stage_model(resolve_model_path(model))
     first, last = _day(start, "--from"), _day(end, "--to")
     if last < first:
         raise typer.BadParameter(f"--to {last} is before --from {first}")
+    run_backfill(settings, stage_model, first, last, engine)
+
+
+@lifecycle_app.command("report")
+def _report_command(
+    model: ModelOption = DEFAULT_MODEL,
+    as_of: Annotated[
+        str | None, typer.Option(help="A day of the history (YYYY-MM-DD); default its last.")
+    ] = None,
+) -> None:
+    """Print the stage distribution, the last 30 days' flows and the top movers."""
+    settings = load_settings()
+    stage_model = load_stage_model(resolve_model_path(model))
+    print_lifecycle_report(settings, stage_model, _day(as_of, "--as-of") if as_of else None)
+
+
+@lifecycle_app.command("flows")
+def _flows_command(start: FromDay, end: ToDay, model: ModelOption = DEFAULT_MODEL) -> None:
+    """Print how many customers moved from each stage on one day to each stage on another."""
+    settings = load_settings()
+    stage_model = load_stage_model(resolve_model_path(model))
+    first, last = _day(start, "--from"), _day(end, "--to")
+    with open_backend(settings) as backend:
+        snapshot = Warehouse(settings.warehouse).snapshot()
+        flows = flow_matrix(backend, snapshot, stage_model.name, first, last)
+    _print_flows(f"{stage_model.name}: {first} -> {last}", flows, stage_model)
+
+
+def run_backfill(
+    settings: Settings,
+    stage_model: StageModel,
+    first: date,
+    last: date,
+    engine: Literal["duckdb", "spark"] = "duckdb",
+) -> BackfillResult:
+    """Backfill ``first``..``last`` with a progress bar, then print what was stored."""
     zone = stage_model.timezone or settings.default_timezone
     with progress_bar() as bar, open_backend(settings, engine) as backend:
         task = bar.add_task(f"{stage_model.name} {first}", total=(last - first).days + 1)
@@ -155,19 +207,11 @@ def _backfill_command(
         f"{result.recomputed / days:,.0f} customers recomputed per day; "
         f"store version {result.version}"
     )
+    return result
 
 
-@lifecycle_app.command("report")
-def _report_command(
-    model: ModelOption = DEFAULT_MODEL,
-    as_of: Annotated[
-        str | None, typer.Option(help="A day of the history (YYYY-MM-DD); default its last.")
-    ] = None,
-) -> None:
-    """Print the stage distribution, the last 30 days' flows and the top movers."""
-    settings = load_settings()
-    stage_model = load_stage_model(model)
-    day = _day(as_of, "--as-of") if as_of else None
+def print_lifecycle_report(settings: Settings, stage_model: StageModel, day: date | None) -> None:
+    """The stage distribution on ``day`` (default: the history's last), 30 days' flows, movers."""
     with open_backend(settings) as backend:
         snapshot = Warehouse(settings.warehouse).snapshot()
         report = lifecycle_report(backend, snapshot, stage_model, day)
@@ -183,24 +227,27 @@ def _report_command(
     console.print(movers)
 
 
-@lifecycle_app.command("flows")
-def _flows_command(start: FromDay, end: ToDay, model: ModelOption = DEFAULT_MODEL) -> None:
-    """Print how many customers moved from each stage on one day to each stage on another."""
-    settings = load_settings()
-    stage_model = load_stage_model(model)
-    first, last = _day(start, "--from"), _day(end, "--to")
-    with open_backend(settings) as backend:
-        snapshot = Warehouse(settings.warehouse).snapshot()
-        flows = flow_matrix(backend, snapshot, stage_model.name, first, last)
-    _print_flows(f"{stage_model.name}: {first} -> {last}", flows, stage_model)
+def compute_and_store_profiles(
+    settings: Settings,
+    stage_model: StageModel,
+    as_of: str | None,
+    engine: Literal["duckdb", "spark"] = "duckdb",
+) -> pa.Table:
+    """Compute, store as the ``profiles`` table and print the stage distribution."""
+    profiles = compute_profiles(settings, stage_model, as_of, engine)
+    stored = store_profiles(Warehouse(settings.warehouse), profiles, "profiles")
+    _print_distribution(profiles, stage_model)
+    console.print(f"{stored:,} profiles stored in {settings.warehouse}")
+    return profiles
 
 
-def _profiles(
+def compute_profiles(
     settings: Settings,
     stage_model: StageModel,
     as_of: str | None,
     engine: Literal["duckdb", "spark"],
 ) -> pa.Table:
+    """Every customer's profile as of ``as_of`` (a day or an instant; default now)."""
     instant = as_of_instant(as_of, settings.default_timezone)
     with (
         console.status(f"computing profiles as of {instant:%Y-%m-%d %H:%M %Z} ..."),

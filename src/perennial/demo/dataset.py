@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 __all__ = ["DemoDataset", "DemoFile"]
@@ -36,3 +37,5 @@ class DemoDataset:
     orders: int
     events: int
     dirty_rows: int
+    end: date
+    """The last day of the simulated period (UTC): the natural as-of for the demo."""

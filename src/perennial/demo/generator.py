@@ -144,6 +144,7 @@ def generate_demo(
         orders=sum(f.rows for f in files if f.table == "orders"),
         events=sum(f.rows for f in files if f.table == "events"),
         dirty_rows=dirty_rows,
+        end=end,
     )
 
 
