@@ -14,6 +14,7 @@ import ibis.expr.types as ir  # type: ignore[import-untyped]
 
 from perennial.features.history import History
 from perennial.features.registry import Feature, FeatureKind, Section, event_window_name
+from perennial.features.trends import TREND_DAYS, login_trend
 
 __all__ = [
     "ACTIVITY_WINDOWS",
@@ -21,7 +22,7 @@ __all__ = [
     "FIRST_EVENT",
     "HELP_SEARCH_TERMS",
     "SECTION",
-    "activity_aggregates",
+    "event_rows",
     "help_search",
 ]
 
@@ -122,26 +123,53 @@ def help_search(properties: ir.StringValue) -> ir.BooleanValue:
     return found.fill_null(False)
 
 
-def activity_aggregates(history: History) -> dict[str, ir.Value]:
-    """Per-customer reductions over ``history.events`` (group by ``customer_id``)."""
+def event_rows(history: History) -> ir.Table:
+    """Every activity feature and the login trend, one row per customer with events.
+
+    Two steps, because the window counts are many (types x windows): events are
+    first reduced per customer and event type, a handful of aggregates over
+    every event row, and the per-type rows, a few per customer, are then pivoted
+    into the named columns. Computing each named count over the event rows
+    directly costs a filter per count per event.
+    """
     events = history.events
-    aggregates: dict[str, ir.Value] = {}
-    for event_type, plural in COUNTED_EVENTS.items():
-        of_type = events.event_type == event_type
-        for days in ACTIVITY_WINDOWS:
-            aggregates[event_window_name(plural, days)] = events.count(
-                where=of_type & history.within(events.ts, days)
-            )
-    last_login_at = events.ts.max(where=events.event_type == "login")
-    aggregates["days_since_last_login"] = history.days_since(last_login_at)
-    page_views = aggregates["page_views_30d"].cast(dt.float64)
-    carts = aggregates["add_to_carts_30d"].cast(dt.float64)
-    aggregates["browse_without_cart_ratio_30d"] = (1 - carts / page_views.nullif(0)).clip(0, 1)
-    # The regular expression runs on search events only (CASE evaluates lazily).
     search = events.event_type == "search"
+    # The regular expression runs on search events only (CASE evaluates lazily).
     is_help = ibis.ifelse(search, help_search(events.properties), False)
-    aggregates["help_searches_90d"] = events.count(
-        where=search & history.within(events.ts, 90) & is_help
+    per_type = events.group_by("customer_id", "event_type").aggregate(
+        **{
+            _window_column(days): events.count(where=history.within(events.ts, days))
+            for days in ACTIVITY_WINDOWS
+        },
+        _trend_before=events.count(where=history.within(events.ts, TREND_DAYS, skip=TREND_DAYS)),
+        _help_90d=events.count(where=search & history.within(events.ts, 90) & is_help),
+        _last_at=events.ts.max(),
+        _first_at=events.ts.min(),
     )
-    aggregates[FIRST_EVENT] = events.ts.min()
-    return aggregates
+    return per_type.group_by("customer_id").aggregate(**_pivot(per_type, history))
+
+
+def _pivot(per_type: ir.Table, history: History) -> dict[str, ir.Value]:
+    """The named columns from the per-type rows (sums over a customer's few rows)."""
+    columns: dict[str, ir.Value] = {}
+    for event_type, plural in COUNTED_EVENTS.items():
+        of_type = per_type.event_type == event_type
+        for days in ACTIVITY_WINDOWS:
+            count = per_type[_window_column(days)].sum(where=of_type).fill_null(0)
+            columns[event_window_name(plural, days)] = count
+    login = per_type.event_type == "login"
+    columns["days_since_last_login"] = history.days_since(per_type._last_at.max(where=login))
+    page_views = columns["page_views_30d"].cast(dt.float64)
+    carts = columns["add_to_carts_30d"].cast(dt.float64)
+    columns["browse_without_cart_ratio_30d"] = (1 - carts / page_views.nullif(0)).clip(0, 1)
+    columns["help_searches_90d"] = per_type._help_90d.sum().fill_null(0)
+    columns["logins_trend_30d"] = login_trend(
+        columns[event_window_name("logins", TREND_DAYS)],
+        per_type._trend_before.sum(where=login).fill_null(0),
+    )
+    columns[FIRST_EVENT] = per_type._first_at.min()
+    return columns
+
+
+def _window_column(days: int) -> str:
+    return f"_last_{days}d"

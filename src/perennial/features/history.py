@@ -51,13 +51,21 @@ class History:
     orders: ir.Table
     purchase_lines: ir.Table
     events: ir.Table
+    as_of_scalar: ir.TimestampScalar | None = None
+    """When set, every expression reads the as-of from it (a value of a one-row table)
+    instead of the literal ``as_of``, so one compiled query serves any as-of: the
+    backfill's per-day query. ``as_of`` is then only the first day's."""
 
     @property
     def as_of_value(self) -> ir.TimestampScalar:
+        if self.as_of_scalar is not None:
+            return self.as_of_scalar
         return _utc_literal(self.as_of)
 
     def days_ago(self, days: int) -> ir.TimestampScalar:
         """The instant ``days`` 24-hour days before ``as_of``: the start of a window."""
+        if self.as_of_scalar is not None:  # seconds, not days: no calendar arithmetic
+            return self.as_of_scalar - ibis.interval(days * 86_400, unit="s")
         return _utc_literal(self.as_of - timedelta(days=days))
 
     def within(self, instant: ir.TimestampValue, days: int, *, skip: int = 0) -> ir.BooleanValue:
@@ -78,19 +86,25 @@ class History:
 
 
 def load_history(
-    backend: Backend, snapshot: Snapshot, as_of: datetime, *, timezone: str
+    backend: Backend,
+    snapshot: Snapshot,
+    as_of: datetime,
+    *,
+    timezone: str,
+    as_of_scalar: ir.TimestampScalar | None = None,
 ) -> History:
     """Read ``snapshot`` as known at ``as_of``; local days are calendar days in ``timezone``.
 
-    Raises ``ValueError`` for a naive ``as_of`` (an instant needs a zone) or an
-    unknown IANA time zone.
+    With ``as_of_scalar`` (see :attr:`History.as_of_scalar`) the cut-off is that
+    expression and ``as_of`` only a representative value. Raises ``ValueError``
+    for a naive ``as_of`` (an instant needs a zone) or an unknown IANA time zone.
     """
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError(f"as_of must carry a time zone, got naive {as_of.isoformat()}")
     if timezone not in available_timezones():
         raise ValueError(f"unknown IANA time zone {timezone!r}")
     as_of = as_of.astimezone(UTC)
-    cutoff = _utc_literal(as_of)
+    cutoff = as_of_scalar if as_of_scalar is not None else _utc_literal(as_of)
 
     customers = backend.table("customers", snapshot)
     customers = customers.filter(customers.created_at.isnull() | (customers.created_at < cutoff))
@@ -116,7 +130,7 @@ def load_history(
     )
 
     events = _resolve_events(backend.table("events", snapshot), cutoff)
-    return History(as_of, timezone, customers, orders, purchase_lines, events)
+    return History(as_of, timezone, customers, orders, purchase_lines, events, as_of_scalar)
 
 
 def days_between(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
@@ -128,10 +142,16 @@ def _resolve_events(events: ir.Table, cutoff: ir.TimestampScalar) -> ir.Table:
     """Events before the cutoff, anonymous ones attributed through point-in-time links.
 
     Events that name their customer pass as they are; only the anonymous ones are
-    joined to the links (distinct id pairs, so the ranking stays small).
+    joined to the links (distinct id pairs, so the ranking stays small). Each part
+    filters the stored table itself: a shared "events before the cutoff" would be
+    a common subexpression, which the engine materialises, every column of every
+    event, before reading it three times.
     """
-    before = events.filter(events.ts < cutoff)
-    both = before.filter(before.customer_id.notnull() & before.anonymous_id.notnull())
+
+    def before(*conditions: ir.BooleanValue) -> ir.Table:
+        return events.filter(events.ts < cutoff, *conditions)
+
+    both = before(events.customer_id.notnull(), events.anonymous_id.notnull())
     pairs = both.group_by("anonymous_id", "customer_id").aggregate(linked_at=both.ts.min())
     earliest = ibis.window(
         group_by=pairs.anonymous_id, order_by=[pairs.linked_at, pairs.customer_id]
@@ -141,11 +161,11 @@ def _resolve_events(events: ir.Table, cutoff: ir.TimestampScalar) -> ir.Table:
         .filter(_.link_rank == 0)
         .select(linked_anonymous_id=_.anonymous_id, linked_customer_id=_.customer_id)
     )
-    anonymous = before.filter(before.customer_id.isnull())
+    anonymous = before(events.customer_id.isnull())
     joined = anonymous.join(first_links, anonymous.anonymous_id == first_links.linked_anonymous_id)
     attributed = _event_rows(joined, joined.linked_customer_id)
-    named = _event_rows(before.filter(before.customer_id.notnull()), before.customer_id)
-    return named.union(attributed, distinct=False)
+    named = before(events.customer_id.notnull())
+    return _event_rows(named, named.customer_id).union(attributed, distinct=False)
 
 
 def _event_rows(events: ir.Table, customer_id: ir.StringValue) -> ir.Table:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 
 from perennial.features import activity, customers, intervals, orders, trends
@@ -99,12 +100,10 @@ def features_from_history(history: History) -> ir.Table:
     order_rows = history.orders.group_by("customer_id").aggregate(
         **orders.order_aggregates(history), **trends.order_trend_aggregates(history)
     )
-    event_rows = history.events.group_by("customer_id").aggregate(
-        **activity.activity_aggregates(history), **trends.login_trend_aggregates(history)
-    )
+    event_rows = activity.event_rows(history)
     rhythm = intervals.interval_tables(history)
 
-    table = customers.known_customers(history)
+    table = customers.known_customers(history, order_rows, event_rows)
     for part in (
         customers.customer_records(history),
         order_rows,
@@ -114,7 +113,9 @@ def features_from_history(history: History) -> ir.Table:
     ):
         table = _attach(table, part)
     table = table.mutate(
-        as_of=history.as_of_value,
+        # A cast, not the bare value: Ibis 12 would otherwise alias every other use
+        # of an as-of subquery (History.as_of_scalar) "as_of", which is not SQL.
+        as_of=history.as_of_value.cast(dt.Timestamp(timezone="UTC")),
         population_median_interval_days=rhythm.population_median,
         **customers.first_seen(table, history),
     )

@@ -15,7 +15,7 @@ import ibis.expr.types as ir  # type: ignore[import-untyped]
 from perennial.features.history import History
 from perennial.features.registry import Feature, FeatureKind, Section
 
-__all__ = ["SECTION", "TREND_DAYS", "login_trend_aggregates", "order_trend_aggregates"]
+__all__ = ["SECTION", "TREND_DAYS", "login_trend", "order_trend_aggregates"]
 
 TREND_DAYS = 30
 """Length of each of the two compared windows."""
@@ -58,13 +58,9 @@ def order_trend_aggregates(history: History) -> dict[str, ir.Value]:
     }
 
 
-def login_trend_aggregates(history: History) -> dict[str, ir.Value]:
-    """Login trend: a reduction over ``history.events`` by ``customer_id``."""
-    events = history.events
-    login = events.event_type == "login"
-    recent = events.count(where=login & history.within(events.ts, TREND_DAYS))
-    earlier = events.count(where=login & history.within(events.ts, TREND_DAYS, skip=TREND_DAYS))
-    return {"logins_trend_30d": _ratio(recent, earlier)}
+def login_trend(recent: ir.IntegerValue, earlier: ir.IntegerValue) -> ir.FloatingValue:
+    """Logins in the last 30 d over the 30 d before (the counts come from activity)."""
+    return _ratio(recent, earlier)
 
 
 def _ratio(recent: ir.IntegerValue, earlier: ir.IntegerValue) -> ir.FloatingValue:

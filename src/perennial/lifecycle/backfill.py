@@ -28,8 +28,9 @@ customers whose rows can have changed something, and gives exactly what
    is applied; **transitions** are the customers whose stage differs from D-1's
    (null-safe, ``from_stage`` null when not known the day before).
 
-Steps 4 to 6 are one query compiled once for the whole range
-(:class:`DayQuery`); the day before's table goes in as an Arrow table. The
+Steps 3 to 6 are one query compiled once for the whole range
+(:class:`DayQuery`); the day before's table, the changed customers and the
+day's as-of go in as Arrow tables. The
 buyers' purchase days for step 5 are read once per month of days
 (:mod:`perennial.lifecycle.purchase_days`). Everything is Ibis, so it runs on
 DuckDB or Spark (tested on both).
@@ -39,15 +40,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from perennial.features.history import History, load_history
+from perennial.features.history import load_history
 from perennial.features.snapshot import DEFAULT_TIMEZONE, features_from_history
 from perennial.lifecycle.as_of_dependence import changed_customers
-from perennial.lifecycle.carried_features import FRESH_SCHEMA, fresh_features
 from perennial.lifecycle.day_query import DayQuery, score_profiles
 from perennial.lifecycle.history import HistoryWriter
 from perennial.lifecycle.profiles import as_of_instant
@@ -94,7 +94,7 @@ class BackfillResult:
 class _Eve:
     """What day D needs of day D-1."""
 
-    history: History
+    as_of: datetime
     profiles: pa.Table
     rhythm: RhythmPopulation
 
@@ -120,19 +120,19 @@ def daily_profiles(
     history = load_history(backend, snapshot, eve_as_of, timezone=timezone)
     features = features_from_history(history)
     eve = _Eve(
-        history,
+        history.as_of,
         backend.to_pyarrow(score_profiles(features, model, rfm_config)),
         RhythmPopulation.from_counts(backend.to_pyarrow(gap_counts(history))),
     )
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-    with DayQuery(backend, model, rfm_config, history) as query:
+    with DayQuery(backend, snapshot, model, rfm_config, history) as query:
         for first in range(0, len(days), _CHUNK_DAYS):
             chunk = days[first : first + _CHUNK_DAYS]
             changed = backend.to_pyarrow(changed_customers(backend, snapshot, chunk, timezone))
             bought = _purchase_days(backend, snapshot, query, changed, chunk[-1], timezone)
             for day in chunk:
                 on_day = changed.filter(pc.equal(changed.column("day"), pa.scalar(day)))
-                stage_day, eve = _next_day(backend, snapshot, query, eve, day, on_day, bought)
+                stage_day, eve = _next_day(query, eve, day, timezone, on_day, bought)
                 yield stage_day
 
 
@@ -169,25 +169,20 @@ def backfill(
 
 
 def _next_day(
-    backend: Backend,
-    snapshot: Snapshot,
     query: DayQuery,
     eve: _Eve,
     day: date,
+    timezone: str,
     changed: pa.Table,
     bought: PurchaseDays,
 ) -> tuple[StageDay, _Eve]:
-    timezone = eve.history.timezone
-    as_of = as_of_instant(day.isoformat(), timezone)
-    history = load_history(backend, snapshot, as_of, timezone=timezone)
-    fresh = FRESH_SCHEMA.to_pyarrow().empty_table()
-    if changed.num_rows:
-        ids = query.table("changed", changed.select(["customer_id", "new_rows"]))
-        fresh = backend.to_pyarrow(fresh_features(history, ids))
+    # In UTC: subtracting two datetimes of one zone would give wall-clock time (24 h
+    # across a daylight-saving change).
+    as_of = as_of_instant(day.isoformat(), timezone).astimezone(UTC)
     rhythm = RhythmPopulation({key: counts.copy() for key, counts in eve.rhythm.counts.items()})
     buyers = changed.filter(changed.column("new_purchases")).column("customer_id").to_pylist()
-    rhythm.add(bought.gap_changes(buyers, eve.history.as_of, as_of))
-    step = as_of - eve.history.as_of
+    rhythm.add(bought.gap_changes(buyers, eve.as_of, as_of))
+    step = as_of - eve.as_of
     today = pa.table(
         {
             "as_of": pa.array([as_of], pa.timestamp("us", tz="UTC")),
@@ -195,14 +190,15 @@ def _next_day(
             "population_median": pa.array([rhythm.population_median()], pa.float64()),
         }
     )
-    result = query.run(eve.profiles, fresh, rhythm.medians_table(), today)
+    ids = changed.select(["customer_id", "new_rows"])
+    result = query.run(eve.profiles, ids, rhythm.medians_table(), today)
     moved = result.filter(result.column("stage_changed"))
     transitions = moved.select(["customer_id", "previous_stage", "stage"]).rename_columns(
         ["customer_id", "from_stage", "to_stage"]
     )
     profiles = result.select(list(query.columns))
-    stage_day = StageDay(day, as_of, profiles, transitions, fresh.num_rows)
-    return stage_day, _Eve(history, profiles, rhythm)
+    stage_day = StageDay(day, as_of, profiles, transitions, changed.num_rows)
+    return stage_day, _Eve(as_of, profiles, rhythm)
 
 
 def _purchase_days(

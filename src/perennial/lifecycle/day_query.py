@@ -1,11 +1,12 @@
-"""The per-day query of a backfill, compiled once: merge, RFM, value tier, stage, moves.
+"""The per-day query of a backfill, compiled once: fresh rows, merge, RFM, tier, stage, moves.
 
-Compiling an Ibis expression of this size takes a few tenths of a second, as
-long as running it for tens of thousands of customers, and a year's backfill
+Building and compiling an Ibis expression of this size takes about a second,
+more than running it for tens of thousands of customers, and a year's backfill
 would compile the same query 365 times with other literals. So the query is a
 view over input tables, made once, and each day the inputs are registered again
-under the same names (:meth:`DayQuery.run`). The query is engine-neutral Ibis
-like the rest; only the tables it reads are swapped.
+under the same names (:meth:`DayQuery.run`); even the as-of is read from the
+day's one-row table (:attr:`History.as_of_scalar`). The query is engine-neutral
+Ibis like the rest; only the tables it reads are swapped.
 """
 
 from __future__ import annotations
@@ -23,26 +24,35 @@ import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 import pyarrow as pa
 
-from perennial.features.history import History
+from perennial.features.history import History, load_history
 from perennial.lifecycle.carried_features import (
     DAY_SCHEMA,
     FEATURES_SCHEMA,
-    FRESH_SCHEMA,
     MEDIANS_SCHEMA,
     carried_table,
+    fresh_features,
 )
 from perennial.lifecycle.rfm import score_rfm
 from perennial.lifecycle.rfm_config import RfmConfig
 from perennial.lifecycle.stage_model import StageModel, assign_stage
 from perennial.lifecycle.tiers import assign_value_tiers
 from perennial.store.backends import Backend
+from perennial.store.warehouse import Snapshot
 
-__all__ = ["EVE_SCHEMA", "DayQuery", "score_profiles"]
+__all__ = ["CHANGED_SCHEMA", "EVE_SCHEMA", "DayQuery", "score_profiles"]
 
 EVE_SCHEMA = ibis.schema({**FEATURES_SCHEMA, "stage": dt.string})
 """The day before: its features and each customer's stage."""
 
-_INPUTS = {"eve": EVE_SCHEMA, "fresh": FRESH_SCHEMA, "medians": MEDIANS_SCHEMA, "day": DAY_SCHEMA}
+CHANGED_SCHEMA = ibis.schema({"customer_id": dt.string, "new_rows": dt.boolean})
+"""The day's changed customers: ``new_rows`` true for new rows, false for leaving ones."""
+
+_INPUTS = {
+    "eve": EVE_SCHEMA,
+    "changed": CHANGED_SCHEMA,
+    "medians": MEDIANS_SCHEMA,
+    "day": DAY_SCHEMA,
+}
 
 
 def score_profiles(features: ir.Table, model: StageModel, rfm_config: RfmConfig | None) -> ir.Table:
@@ -61,6 +71,7 @@ class DayQuery:
     def __init__(
         self,
         backend: Backend,
+        snapshot: Snapshot,
         model: StageModel,
         rfm_config: RfmConfig | None,
         reference: History,
@@ -72,10 +83,16 @@ class DayQuery:
             role: self.table(role, schema.to_pyarrow().empty_table())
             for role, schema in _INPUTS.items()
         }
-        eve = inputs["eve"]
-        features = carried_table(
-            eve.drop("stage"), inputs["fresh"], inputs["medians"], inputs["day"], reference
+        eve, day = inputs["eve"], inputs["day"]
+        history = load_history(
+            backend,
+            snapshot,
+            reference.as_of,
+            timezone=reference.timezone,
+            as_of_scalar=day.select(day_as_of=day.as_of).day_as_of.as_scalar(),
         )
+        fresh = fresh_features(history, inputs["changed"])
+        features = carried_table(eve.drop("stage"), fresh, inputs["medians"], day, reference)
         scored = score_profiles(features, model, rfm_config)
         before = eve.select(eve_customer_id=eve.customer_id, previous_stage=eve.stage)
         joined = scored.left_join(before, scored.customer_id == before.eve_customer_id)
@@ -91,9 +108,11 @@ class DayQuery:
         with _ibis_on_duckdb_2():
             self._result = backend.connection.create_view(self._view, expression, overwrite=True)
 
-    def run(self, eve: pa.Table, fresh: pa.Table, medians: pa.Table, day: pa.Table) -> pa.Table:
-        """The day's profiles; the inputs as the schemas of :mod:`carried_features` say."""
-        for role, data in {"eve": eve, "fresh": fresh, "medians": medians, "day": day}.items():
+    def run(self, eve: pa.Table, changed: pa.Table, medians: pa.Table, day: pa.Table) -> pa.Table:
+        """The day's profiles; the inputs as :data:`CHANGED_SCHEMA` and the schemas of
+        :mod:`carried_features` say (``day``'s as-of is the one the features use)."""
+        inputs = {"eve": eve, "changed": changed, "medians": medians, "day": day}
+        for role, data in inputs.items():
             target = _INPUTS[role].to_pyarrow()
             self.table(role, data.select(target.names).cast(target))
         # The view's own column types are the engine's (int32 where Ibis says int16).
