@@ -47,7 +47,10 @@ class Settings(BaseSettings):
     future_tolerance_hours: float = Field(
         default=24.0, ge=0, description="Timestamps later than now + this are rejected at ingest."
     )
-    duckdb_memory_limit: str = Field(default="4GB", description="DuckDB spills beyond this.")
+    duckdb_memory_limit: str | None = Field(
+        default=None,
+        description="DuckDB spills beyond this (e.g. 4GB); default 60 % of physical memory.",
+    )
     duckdb_threads: int = Field(default=2, ge=1)
     spark_master: str = Field(
         default="local[2]",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from perennial.config import Settings
 from perennial.ingest.pipeline import ingest_file
 from perennial.schema.tables import TABLES
 from perennial.store.backends import Engine, open_backend
+from perennial.store.engine import default_memory_limit
 from perennial.store.warehouse import Snapshot, Warehouse
 from tests.conftest import NOW
 from tests.ingest.factories import orders_csv
@@ -159,3 +161,15 @@ class TestSpark:
         assert not views & remaining
         assert spark.range(3).count() == 3
         assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
+def test_without_a_configured_limit_duckdb_gets_sixty_percent_of_memory(tmp_path: Path) -> None:
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = default_memory_limit()
+
+    assert limit == f"{int(total * 0.6) // 2**20}MiB"
+    with open_backend(Settings(home=tmp_path / "home")) as backend:
+        shown = backend.connection.con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert shown is not None
+    amount, unit = shown[0].split()
+    assert unit == "GiB" and abs(float(amount) - total * 0.6 / 2**30) < 0.1

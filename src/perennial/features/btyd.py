@@ -54,17 +54,19 @@ def summary_for_btyd(
         raise ValueError(f"unit_days must be positive, got {unit_days}")
     history = load_history(backend, snapshot, calibration_end, timezone=timezone)
     orders = history.orders.filter(history.orders.paid)
-    days = orders.group_by("customer_id", "local_day").aggregate(
-        day_amount=orders.amount.sum().cast(dt.float64)
-    )
-    first = ibis.window(group_by=days.customer_id)
-    days = days.mutate(first_day=days.local_day.min().over(first))
-    repeat = days.local_day != days.first_day
+    days = orders.group_by("customer_id", "local_day").aggregate(day_amount=orders.amount.sum())
+    # Repeat spend is all spend but the first day's, taken with arg_min: a window
+    # over millions of customers to mark each first day costs more than the rest.
+    # Amounts stay decimal until then, so the subtraction is exact.
     per_customer = days.group_by("customer_id").aggregate(
         purchase_days=days.count(),
-        first_day=days.first_day.min(),
+        first_day=days.local_day.min(),
         last_day=days.local_day.max(),
-        repeat_amount=days.day_amount.sum(where=repeat),
+        all_amount=days.day_amount.sum(),
+        first_amount=days.day_amount.argmin(days.local_day),
+    )
+    per_customer = per_customer.mutate(
+        repeat_amount=(per_customer.all_amount - per_customer.first_amount).cast(dt.float64)
     )
     end_day = ibis.literal(last_observed_day(calibration_end, timezone), type=dt.date)
     frequency = per_customer.purchase_days - 1

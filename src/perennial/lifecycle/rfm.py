@@ -16,6 +16,7 @@ from functools import reduce
 import ibis  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 
+from perennial.lifecycle.narrow_join import join_narrow
 from perennial.lifecycle.rfm_config import RfmConfig, ScoreRule, default_rfm_config, load_rfm_config
 from perennial.lifecycle.rfm_segments import SCORE_LEVELS, RfmSegment
 
@@ -46,22 +47,26 @@ def has_ordered(features: ir.Table) -> ir.BooleanValue:
 def score_rfm(features: ir.Table, config: RfmConfig | None = None) -> ir.Table:
     """Add R, F, M scores, the FM score, the code (``"545"``) and the segment key.
 
-    Customers without orders keep null scores and code and get the config's
-    no-orders segment. Columns of the same names already in ``features`` are
-    replaced, so re-scoring a profile table is safe.
+    ``features`` has one row per ``customer_id``. Customers without orders keep
+    null scores and code and get the config's no-orders segment. Columns of the
+    same names already in ``features`` are replaced, so re-scoring a profile
+    table is safe.
     """
     config = config or default_rfm_config()
     _require_columns(features, RFM_INPUT_COLUMNS, "score_rfm")
-    ordered = has_ordered(features)
-    scored = features.mutate(
-        rfm_r=_score(features.recency_days, config.scores.r, ordered, higher_is_better=False),
+    inputs = features.select(*RFM_INPUT_COLUMNS)
+    ordered = has_ordered(inputs)
+    scores = inputs.select(
+        rfm_customer_id=inputs.customer_id,
+        rfm_r=_score(inputs.recency_days, config.scores.r, ordered, higher_is_better=False),
         rfm_f=_score(
-            features.frequency_orders.fill_null(0), config.scores.f, ordered, higher_is_better=True
+            inputs.frequency_orders.fill_null(0), config.scores.f, ordered, higher_is_better=True
         ),
         rfm_m=_score(
-            features.monetary_total.fill_null(0), config.scores.m, ordered, higher_is_better=True
+            inputs.monetary_total.fill_null(0), config.scores.m, ordered, higher_is_better=True
         ),
     )
+    scored = join_narrow(features, scores, "rfm_customer_id", ("rfm_r", "rfm_f", "rfm_m"))
     fm = ((scored.rfm_f + scored.rfm_m) // 2).cast("int8")  # rfm_segments.fm_score
     segment = ibis.cases(
         (~has_ordered(scored), config.no_orders.key),

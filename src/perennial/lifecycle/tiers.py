@@ -17,6 +17,8 @@ from typing import Final
 import ibis  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 
+from perennial.lifecycle.narrow_join import join_narrow
+
 __all__ = [
     "VALUE_TIER_COLUMN",
     "VALUE_TIER_LABELS",
@@ -78,6 +80,8 @@ def assign_value_tiers(table: ir.Table, value_column: str = "monetary_total") ->
     / 500, the top customer is always ``top_1``, and a group tied across an
     edge all take the higher tier (the tier may hold a few more than its share).
     """
+    if "customer_id" not in table.columns:
+        raise ValueError("assign_value_tiers: the table has no customer_id column")
     if value_column not in table.columns:
         raise ValueError(
             f"assign_value_tiers: no column {value_column!r}; the table has "
@@ -86,12 +90,14 @@ def assign_value_tiers(table: ir.Table, value_column: str = "monetary_total") ->
     value = table[value_column]
     if not value.type().is_numeric():
         raise ValueError(f"assign_value_tiers: {value_column!r} is {value.type()}, not a number")
-    valued = (value > 0).fill_null(False)
-    position = ibis.rank().over(ibis.window(group_by=valued, order_by=value.desc()))
+    narrow = table.select(tier_customer_id=table.customer_id, tier_value=value)
+    valued = (narrow.tier_value > 0).fill_null(False)
+    position = ibis.rank().over(ibis.window(group_by=valued, order_by=narrow.tier_value.desc()))
     ranked = valued.count().over(ibis.window(group_by=valued))
     tier = ibis.cases(
         (~valued, ValueTier.REST.value),
         *((position * k < ranked, tier.value) for tier, k in _CUMULATIVE_SHARES),
         else_=ValueTier.REST.value,
     )
-    return table.mutate(**{VALUE_TIER_COLUMN: tier})
+    tiers = narrow.select("tier_customer_id", **{VALUE_TIER_COLUMN: tier})
+    return join_narrow(table, tiers, "tier_customer_id", (VALUE_TIER_COLUMN,))

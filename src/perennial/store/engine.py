@@ -7,13 +7,24 @@ memory with spilling to the store's temp folder, and no extension downloads
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
 
 from perennial.config import Settings
 
-__all__ = ["connect"]
+__all__ = ["connect", "default_memory_limit"]
+
+_DEFAULT_MEMORY_SHARE = 0.6
+"""Of physical memory, for DuckDB when no limit is configured: below DuckDB's own 80 %,
+leaving room for the Arrow results, the Python process and the API beside it."""
+
+
+def default_memory_limit() -> str:
+    """60 % of this machine's physical memory, in DuckDB's notation (``"14745MiB"``)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{int(total * _DEFAULT_MEMORY_SHARE) // 2**20}MiB"
 
 
 def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
@@ -22,7 +33,7 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     temp_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(
         config={
-            "memory_limit": settings.duckdb_memory_limit,
+            "memory_limit": settings.duckdb_memory_limit or default_memory_limit(),
             "threads": settings.duckdb_threads,
             "temp_directory": str(temp_dir),
             "autoinstall_known_extensions": False,
