@@ -12,7 +12,15 @@ from collections.abc import Iterable
 
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 
-__all__ = ["join_narrow"]
+__all__ = ["WIDE_COLUMNS", "is_wide", "join_narrow"]
+
+WIDE_COLUMNS = 16
+"""Above this many columns, ranking a narrow copy and joining it back pays for the join."""
+
+
+def is_wide(table: ir.Table) -> bool:
+    """True when ranks over ``table`` are better computed on a narrow copy."""
+    return len(table.columns) > WIDE_COLUMNS
 
 
 def join_narrow(table: ir.Table, computed: ir.Table, key: str, names: Iterable[str]) -> ir.Table:
@@ -23,6 +31,6 @@ def join_narrow(table: ir.Table, computed: ir.Table, key: str, names: Iterable[s
     """
     names = tuple(names)
     joined = table.left_join(computed, table.customer_id == computed[key])
-    kept = [joined[name] if name in names else table[name] for name in table.columns]
-    added = [joined[name] for name in names if name not in table.columns]
+    kept = [computed[name] if name in names else table[name] for name in table.columns]
+    added = [computed[name] for name in names if name not in table.columns]
     return joined.select(*kept, *added)

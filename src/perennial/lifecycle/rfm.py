@@ -16,7 +16,7 @@ from functools import reduce
 import ibis  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 
-from perennial.lifecycle.narrow_join import join_narrow
+from perennial.lifecycle.narrow_join import is_wide, join_narrow
 from perennial.lifecycle.rfm_config import RfmConfig, ScoreRule, default_rfm_config, load_rfm_config
 from perennial.lifecycle.rfm_segments import SCORE_LEVELS, RfmSegment
 
@@ -54,19 +54,23 @@ def score_rfm(features: ir.Table, config: RfmConfig | None = None) -> ir.Table:
     """
     config = config or default_rfm_config()
     _require_columns(features, RFM_INPUT_COLUMNS, "score_rfm")
-    inputs = features.select(*RFM_INPUT_COLUMNS)
+    wide = is_wide(features)
+    inputs = features.select(*RFM_INPUT_COLUMNS) if wide else features
     ordered = has_ordered(inputs)
-    scores = inputs.select(
-        rfm_customer_id=inputs.customer_id,
-        rfm_r=_score(inputs.recency_days, config.scores.r, ordered, higher_is_better=False),
-        rfm_f=_score(
+    scores = {
+        "rfm_r": _score(inputs.recency_days, config.scores.r, ordered, higher_is_better=False),
+        "rfm_f": _score(
             inputs.frequency_orders.fill_null(0), config.scores.f, ordered, higher_is_better=True
         ),
-        rfm_m=_score(
+        "rfm_m": _score(
             inputs.monetary_total.fill_null(0), config.scores.m, ordered, higher_is_better=True
         ),
-    )
-    scored = join_narrow(features, scores, "rfm_customer_id", ("rfm_r", "rfm_f", "rfm_m"))
+    }
+    if wide:
+        narrow = inputs.select(rfm_customer_id=inputs.customer_id, **scores)
+        scored = join_narrow(features, narrow, "rfm_customer_id", tuple(scores))
+    else:
+        scored = features.mutate(**scores)
     fm = ((scored.rfm_f + scored.rfm_m) // 2).cast("int8")  # rfm_segments.fm_score
     segment = ibis.cases(
         (~has_ordered(scored), config.no_orders.key),

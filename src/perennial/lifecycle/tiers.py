@@ -17,7 +17,7 @@ from typing import Final
 import ibis  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 
-from perennial.lifecycle.narrow_join import join_narrow
+from perennial.lifecycle.narrow_join import is_wide, join_narrow
 
 __all__ = [
     "VALUE_TIER_COLUMN",
@@ -80,8 +80,6 @@ def assign_value_tiers(table: ir.Table, value_column: str = "monetary_total") ->
     / 500, the top customer is always ``top_1``, and a group tied across an
     edge all take the higher tier (the tier may hold a few more than its share).
     """
-    if "customer_id" not in table.columns:
-        raise ValueError("assign_value_tiers: the table has no customer_id column")
     if value_column not in table.columns:
         raise ValueError(
             f"assign_value_tiers: no column {value_column!r}; the table has "
@@ -90,14 +88,22 @@ def assign_value_tiers(table: ir.Table, value_column: str = "monetary_total") ->
     value = table[value_column]
     if not value.type().is_numeric():
         raise ValueError(f"assign_value_tiers: {value_column!r} is {value.type()}, not a number")
+    if not is_wide(table):
+        return table.mutate(**{VALUE_TIER_COLUMN: _tier(value)})
+    if "customer_id" not in table.columns:  # the key that brings the narrow ranks back
+        raise ValueError("assign_value_tiers: a wide table needs a customer_id column")
     narrow = table.select(tier_customer_id=table.customer_id, tier_value=value)
-    valued = (narrow.tier_value > 0).fill_null(False)
-    position = ibis.rank().over(ibis.window(group_by=valued, order_by=narrow.tier_value.desc()))
+    tiers = narrow.select("tier_customer_id", **{VALUE_TIER_COLUMN: _tier(narrow.tier_value)})
+    return join_narrow(table, tiers, "tier_customer_id", (VALUE_TIER_COLUMN,))
+
+
+def _tier(value: ir.NumericColumn) -> ir.StringValue:
+    """The tier of each value: its position among positive values against the edges."""
+    valued = (value > 0).fill_null(False)
+    position = ibis.rank().over(ibis.window(group_by=valued, order_by=value.desc()))
     ranked = valued.count().over(ibis.window(group_by=valued))
-    tier = ibis.cases(
+    return ibis.cases(
         (~valued, ValueTier.REST.value),
         *((position * k < ranked, tier.value) for tier, k in _CUMULATIVE_SHARES),
         else_=ValueTier.REST.value,
     )
-    tiers = narrow.select("tier_customer_id", **{VALUE_TIER_COLUMN: tier})
-    return join_narrow(table, tiers, "tier_customer_id", (VALUE_TIER_COLUMN,))
