@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,10 +114,42 @@ def _wall_clocks(settings: Settings, engine: Engine, spark: SparkSession | None)
         return backend.to_pyarrow(expr).column("clock").to_pylist()
 
 
+EPOCH_INSTANTS = [
+    datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(2025, 3, 30, 0, 59, 59, 999_999, tzinfo=UTC),
+    datetime(2038, 1, 19, 3, 14, 8, 1, tzinfo=UTC),
+]
+
+
+def _epoch_microseconds(
+    settings: Settings, engine: Engine, spark: SparkSession | None
+) -> list[int]:
+    instants = ibis.memtable(
+        pa.table({"ts": pa.array(EPOCH_INSTANTS, pa.timestamp("us", tz="UTC"))})
+    )
+    with open_backend(settings, engine, spark_session=spark) as backend:
+        expr = instants.select(us=backend.epoch_microseconds(instants.ts)).order_by("us")
+        return backend.to_pyarrow(expr).column("us").to_pylist()
+
+
+def _expected_microseconds() -> list[int]:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return [(instant - epoch) // timedelta(microseconds=1) for instant in EPOCH_INSTANTS]
+
+
+def test_epoch_microseconds_are_exact_on_duckdb(settings: Settings) -> None:
+    assert _epoch_microseconds(settings, "duckdb", None) == _expected_microseconds()
+
+
 @pytest.mark.spark
 @pytest.mark.integration
 @pytest.mark.slow
 class TestSpark:
+    def test_epoch_microseconds_are_exact_on_spark(
+        self, settings: Settings, spark: SparkSession
+    ) -> None:
+        assert _epoch_microseconds(settings, "spark", spark) == _expected_microseconds()
+
     def test_spark_reads_the_same_rows_and_types_as_duckdb(
         self, settings: Settings, tmp_path: Path, spark: SparkSession
     ) -> None:

@@ -17,6 +17,7 @@ anonymous browsing before it. Links made only through a phone or e-mail (an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import available_timezones
@@ -55,6 +56,9 @@ class History:
     """When set, every expression reads the as-of from it (a value of a one-row table)
     instead of the literal ``as_of``, so one compiled query serves any as-of: the
     backfill's per-day query. ``as_of`` is then only the first day's."""
+    epoch_microseconds: Callable[[ir.TimestampValue], ir.IntegerValue] | None = None
+    """The engine's cheap, exact epoch microseconds (:meth:`Backend.epoch_microseconds`);
+    without it, day counts use Ibis's portable but slow ``delta``."""
 
     @property
     def as_of_value(self) -> ir.TimestampScalar:
@@ -82,7 +86,16 @@ class History:
 
     def days_since(self, instant: ir.TimestampValue) -> ir.FloatingValue:
         """Float days from ``instant`` to ``as_of``."""
-        return days_between(self.as_of_value, instant)
+        return self.days_between(self.as_of_value, instant)
+
+    def days_between(
+        self, later: ir.TimestampValue, earlier: ir.TimestampValue
+    ) -> ir.FloatingValue:
+        """``later - earlier`` in float days of 24 hours, exact to the microsecond."""
+        if self.epoch_microseconds is None:
+            return days_between(later, earlier)
+        micros = self.epoch_microseconds(later) - self.epoch_microseconds(earlier)
+        return micros.cast(dt.float64) / DAY_MICROSECONDS
 
 
 def load_history(
@@ -130,7 +143,16 @@ def load_history(
     )
 
     events = _resolve_events(backend.table("events", snapshot), cutoff)
-    return History(as_of, timezone, customers, orders, purchase_lines, events, as_of_scalar)
+    return History(
+        as_of,
+        timezone,
+        customers,
+        orders,
+        purchase_lines,
+        events,
+        as_of_scalar,
+        backend.epoch_microseconds,
+    )
 
 
 def days_between(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:

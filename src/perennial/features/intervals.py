@@ -18,7 +18,7 @@ import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 from ibis import _
 
-from perennial.features.history import History, days_between
+from perennial.features.history import History
 from perennial.features.registry import DAY_MICROSECONDS, Feature, FeatureKind, Section
 
 __all__ = ["SECTION", "Intervals", "expected_next_order", "interval_tables", "purchase_gaps"]
@@ -157,5 +157,5 @@ def expected_next_order(table: ir.Table, history: History) -> dict[str, ir.Value
     expected = table.last_order_at + microseconds.as_interval("us")
     return {
         "expected_next_order_at": expected,
-        "days_to_expected_order": days_between(expected, history.as_of_value),
+        "days_to_expected_order": history.days_between(expected, history.as_of_value),
     }

@@ -24,7 +24,7 @@ import ibis.expr.types as ir  # type: ignore[import-untyped]
 import pyarrow as pa
 from ibis import _
 
-from perennial.features.history import History, days_between
+from perennial.features.history import History
 from perennial.features.intervals import expected_next_order, purchase_gaps
 
 __all__ = [
@@ -130,7 +130,7 @@ def with_population_rhythm(
     expected = expected_next_order(table, reference)["expected_next_order_at"]
     table = table.mutate(expected_next_order_at=expected)
     table = table.mutate(
-        days_to_expected_order=days_between(table.expected_next_order_at, table[as_of])
+        days_to_expected_order=reference.days_between(table.expected_next_order_at, table[as_of])
     )
     return table.select(*features.columns)
 

@@ -56,7 +56,21 @@ def _spark_from_utc_timestamp(instant: Any, zone: str) -> Any:
     """Spark's ``from_utc_timestamp(ts, zone)``: the wall-clock time in ``zone``."""
 
 
+def _duckdb_epoch_us(instant: Any) -> Any:
+    """DuckDB's ``epoch_us(timestamptz)``: microseconds since 1970-01-01 UTC."""
+
+
+def _spark_unix_micros(instant: Any) -> Any:
+    """Spark's ``unix_micros(ts)``: microseconds since 1970-01-01 UTC."""
+
+
 _UTC = dt.Timestamp(timezone="UTC")
+_duckdb_epoch_micros: Any = ibis.udf.scalar.builtin(name="epoch_us", signature=((_UTC,), dt.int64))(
+    _duckdb_epoch_us
+)
+_spark_epoch_micros: Any = ibis.udf.scalar.builtin(
+    name="unix_micros", signature=((_UTC,), dt.int64)
+)(_spark_unix_micros)
 _duckdb_wall_clock: Any = ibis.udf.scalar.builtin(
     name="timezone", signature=((dt.string, _UTC), dt.Timestamp())
 )(_duckdb_timezone)
@@ -119,6 +133,17 @@ class Backend:
         if self.engine == "duckdb":
             return _duckdb_wall_clock(zone, instant)
         return _spark_wall_clock(instant, zone)
+
+    def epoch_microseconds(self, instant: ir.TimestampValue) -> ir.IntegerValue:
+        """Microseconds from 1970-01-01 UTC to ``instant``, as a 64-bit integer.
+
+        Differences of these are exact and cheap. Ibis's portable ``delta`` compiles
+        to DuckDB's calendar-aware ``date_diff`` on time-zone-aware timestamps, about
+        90 times slower (1.9 s against 0.02 s for 10 M rows on this machine).
+        """
+        if self.engine == "duckdb":
+            return _duckdb_epoch_micros(instant)
+        return _spark_epoch_micros(instant)
 
     def to_pyarrow(self, expr: ir.Table) -> pa.Table:
         """Run ``expr`` and return its rows as Arrow, typed as the expression's schema.
