@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import ibis
@@ -22,27 +21,17 @@ from perennial.lifecycle.rhythm_population import (
     gap_counts,
     with_population_rhythm,
 )
-from perennial.store.backends import Backend, open_backend
+from perennial.store.backends import Backend
 from perennial.store.warehouse import Snapshot, Warehouse
 from tests.features.comparison import assert_same_rows
-from tests.features.fixture_store import AS_OF, build_fixture_store
+from tests.features.fixture_store import AS_OF
 
 EARLIER = datetime(2025, 5, 10, 12, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def fixture_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """The features' edge-case store (see ``tests/features/fixture_store.py``)."""
-    home = tmp_path_factory.mktemp("rhythm") / "home"
-    settings = Settings(home=home)
-    build_fixture_store(settings, home / "sources")
-    return settings
-
-
 @pytest.fixture
-def backend(fixture_settings: Settings) -> Iterator[Backend]:
-    with open_backend(fixture_settings) as opened:
-        yield opened
+def backend(fixture_backend: Backend) -> Backend:
+    return fixture_backend
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The incremental stage history is the same on Spark as on DuckDB.
 
-The day's inputs reach Spark as Arrow tables (``DayQuery.table``), not through
+The day's inputs reach Spark as Arrow tables (``Backend.register_arrow``), not through
 Ibis memtables, whose pandas round trip turns a null float into NaN, which
 Spark's ANSI mode refuses to cast to BIGINT when shifting a day count.
 """

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import ibis
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -12,27 +10,17 @@ import pytest
 from perennial.config import Settings
 from perennial.features.snapshot import compute_features
 from perennial.lifecycle.as_of_dependence import POPULATION_WIDE
-from perennial.store.backends import Backend, open_backend
+from perennial.store.backends import Backend
 from perennial.store.warehouse import Warehouse
 from tests.features.comparison import assert_same_rows
-from tests.features.fixture_store import AS_OF, build_fixture_store
+from tests.features.fixture_store import AS_OF
 
 SUBSET = ["sameday", "browser", "windows", "prospect", "nobody"]
 
 
-@pytest.fixture(scope="module")
-def fixture_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """The features' edge-case store (see ``tests/features/fixture_store.py``)."""
-    home = tmp_path_factory.mktemp("subset") / "home"
-    settings = Settings(home=home)
-    build_fixture_store(settings, home / "sources")
-    return settings
-
-
 @pytest.fixture
-def backend(fixture_settings: Settings) -> Iterator[Backend]:
-    with open_backend(fixture_settings) as opened:
-        yield opened
+def backend(fixture_backend: Backend) -> Backend:
+    return fixture_backend
 
 
 def test_a_subset_s_rows_equal_the_full_table_s_but_for_the_population_wide_columns(

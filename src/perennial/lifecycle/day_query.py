@@ -119,20 +119,10 @@ class DayQuery:
         return self._backend.to_pyarrow(self._result).cast(self._schema)
 
     def table(self, role: str, data: pa.Table) -> ir.Table:
-        """``data`` as the engine table named for ``role``, replacing the one before.
-
-        Unlike an Ibis memtable, whose data Ibis 12 keeps registered until the
-        connection closes (a year's backfill would keep every day), a name
-        re-registered each day holds only that day's data.
-        """
+        """``data`` as the engine table named for ``role``, replacing the one before."""
         name = f"{self._prefix}_{role}"
-        if self._backend.engine == "duckdb":
-            self._backend.connection.con.register(name, data)
-        else:  # the session Ibis wraps; a temporary view is replaced by name
-            session = self._backend.connection._session
-            session.createDataFrame(data).createOrReplaceTempView(name)
         self._registered.add(name)
-        return ibis.table(ibis.schema(data.schema), name=name)
+        return self._backend.register_arrow(name, data)
 
     def close(self) -> None:
         """Drop the result view and the tables behind it.
@@ -144,10 +134,7 @@ class DayQuery:
             # Ibis 12's drop_view renders no name with this sqlglot, hence the SQL.
             self._backend.connection.raw_sql(f"DROP VIEW IF EXISTS {self._view}")
             for name in self._registered:
-                if self._backend.engine == "duckdb":
-                    self._backend.connection.con.unregister(name)
-                else:
-                    self._backend.connection.raw_sql(f"DROP VIEW IF EXISTS {name}")
+                self._backend.unregister_arrow(name)
         self._registered.clear()
 
     def __enter__(self) -> Self:

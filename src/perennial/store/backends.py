@@ -134,6 +134,26 @@ class Backend:
             return _duckdb_wall_clock(zone, instant)
         return _spark_wall_clock(instant, zone)
 
+    def register_arrow(self, name: str, data: pa.Table) -> ir.Table:
+        """``data`` as the engine table ``name``, replacing any table of that name.
+
+        Unlike an Ibis memtable, whose data Ibis 12 keeps until the connection closes
+        (and which reaches Spark through pandas, turning null floats into NaN), a name
+        registered again holds only its latest data.
+        """
+        if self.engine == "duckdb":
+            self.connection.con.register(name, data)
+        else:
+            self._session().createDataFrame(data).createOrReplaceTempView(name)
+        return ibis.table(ibis.schema(data.schema), name=name)
+
+    def unregister_arrow(self, name: str) -> None:
+        """Forget a table of :meth:`register_arrow`."""
+        if self.engine == "duckdb":
+            self.connection.con.unregister(name)
+        else:
+            self._session().catalog.dropTempView(name)
+
     def epoch_microseconds(self, instant: ir.TimestampValue) -> ir.IntegerValue:
         """Microseconds from 1970-01-01 UTC to ``instant``, as a 64-bit integer.
 
