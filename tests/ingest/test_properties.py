@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from perennial.config import Settings
@@ -46,6 +46,7 @@ def _write(path: Path, rows: list[list[str]]) -> Path:
 
 @_SETTINGS
 @given(rows=st.lists(_ROW, min_size=1, max_size=30))
+@example(rows=[("C1", Decimal("1.00"), marker) for marker in ("null", "NULL", "NA", "N/A", "NaN")])
 def test_any_valid_csv_round_trips_exactly(
     tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, Decimal, str]]
 ) -> None:

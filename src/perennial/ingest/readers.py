@@ -255,6 +255,10 @@ def _read_csv_fast(
         ),
         convert_options=pacsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
+            # Only an empty field is missing: pyarrow's default markers ("null", "NA",
+            # "N/A", "NaN", ...) are ordinary text in a customer's data (a coupon code,
+            # a name) and the exact reader keeps them too.
+            null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
         ),
