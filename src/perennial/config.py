@@ -60,6 +60,21 @@ class Settings(BaseSettings):
         default_factory=dict, description="Extra Spark settings (spark.executor.memory, ...)."
     )
 
+    api_host: str = Field(default="127.0.0.1", description="Address `perennial serve` binds.")
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Larger request bodies are refused with 413."
+    )
+    session_hours: float = Field(default=12.0, gt=0, description="Web sign-in lifetime.")
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins in a row before the account locks."
+    )
+    login_lockout_minutes: float = Field(default=15.0, gt=0)
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark session cookies Secure: true behind HTTPS, false for loopback HTTP.",
+    )
+
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from perennial.cli import demo, identity, ingest, lifecycle, store
+from perennial.cli import demo, identity, ingest, lifecycle, serve, store
 from perennial.errors import ExitCode, PerennialError
 
 __all__ = ["app", "main"]
@@ -30,6 +30,7 @@ app.add_typer(identity.identity_app, name="identity")
 app.command("features")(lifecycle.features_command)
 app.command("profile")(lifecycle.profile_command)
 app.add_typer(lifecycle.lifecycle_app, name="lifecycle")
+app.command("serve")(serve.serve_command)
 
 _errors = Console(stderr=True)
 

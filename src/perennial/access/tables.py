@@ -1,0 +1,75 @@
+"""Operational-store tables of access control (schema owned by migration 0002)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from perennial.store.operational import METADATA
+
+__all__ = ["API_KEYS", "AUDIT_LOG", "SERVICE_TASKS", "USERS", "WEB_SESSIONS"]
+
+_TS = sa.DateTime(timezone=True)
+
+USERS = sa.Table(
+    "users",
+    METADATA,
+    sa.Column("user_id", sa.String(32), primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(128), nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("roles", sa.String(64), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False, default=0),
+    sa.Column("locked_until", _TS),
+    sa.Column("created_at", _TS, nullable=False),
+)
+
+API_KEYS = sa.Table(
+    "api_keys",
+    METADATA,
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("roles", sa.String(64), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("expires_at", _TS),
+    sa.Column("revoked_at", _TS),
+)
+
+WEB_SESSIONS = sa.Table(
+    "web_sessions",
+    METADATA,
+    sa.Column("session_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("expires_at", _TS, nullable=False),
+)
+
+AUDIT_LOG = sa.Table(
+    "audit_log",
+    METADATA,
+    sa.Column("audit_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", _TS, nullable=False),
+    sa.Column("actor", sa.String(160), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject_type", sa.String(32), nullable=False),
+    sa.Column("subject_id", sa.String(256), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("client", sa.String(64)),
+)
+
+SERVICE_TASKS = sa.Table(
+    "service_tasks",
+    METADATA,
+    sa.Column("task_id", sa.String(32), primary_key=True),
+    sa.Column("customer_id", sa.String(256), nullable=False),
+    sa.Column("assignee", sa.String(32), sa.ForeignKey("users.user_id")),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("due_at", _TS),
+)
+"""Customer-service call-back tasks (the journeys issue fills and works them); here they
+decide whether an agent may see a customer's phone and email unmasked."""

@@ -1,0 +1,34 @@
+"""The application factory: one FastAPI app per settings, routers mounted under ``/v1``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from perennial import __version__
+from perennial.api.errors import ErrorBody, install_error_handlers
+from perennial.api.middleware import AccessLog, BodyLimit
+from perennial.api.routes import health
+from perennial.api.state import AppState
+from perennial.config import Settings
+from perennial.store.operational import create_engine_for, migrate
+
+__all__ = ["create_api"]
+
+_ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 403, 404, 413, 422)}
+
+
+def create_api(settings: Settings) -> FastAPI:
+    """The whole service for ``settings``; migrates the operational store first."""
+    migrate(settings)
+    app = FastAPI(
+        title="Perennial",
+        version=__version__,
+        summary="Customer lifecycle management: customers, lifecycle stages and their history.",
+        responses=_ERRORS,  # type: ignore[arg-type]
+    )
+    app.state.perennial = AppState(settings=settings, engine=create_engine_for(settings))
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app

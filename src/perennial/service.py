@@ -1,0 +1,15 @@
+"""The composition root: the REST API and the dashboard in one ASGI app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from perennial.api.app import create_api
+from perennial.config import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The whole service for ``settings`` (what ``perennial serve`` runs)."""
+    return create_api(settings)

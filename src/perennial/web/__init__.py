@@ -1,0 +1,1 @@
+"""The dashboard: server-rendered pages, every asset served by the app itself."""
