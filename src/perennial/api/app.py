@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from perennial import __version__
+from perennial.access.audit import AuditWriter
 from perennial.api.errors import ErrorBody, install_error_handlers
 from perennial.api.middleware import AccessLog, BodyLimit
 from perennial.api.routes import health
@@ -20,13 +24,25 @@ _ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 403, 404, 413, 
 def create_api(settings: Settings) -> FastAPI:
     """The whole service for ``settings``; migrates the operational store first."""
     migrate(settings)
+    engine = create_engine_for(settings)
+    state = AppState(settings=settings, engine=engine, audit=AuditWriter(engine))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        try:
+            yield
+        finally:
+            state.stop()
+
     app = FastAPI(
         title="Perennial",
         version=__version__,
         summary="Customer lifecycle management: customers, lifecycle stages and their history.",
         responses=_ERRORS,  # type: ignore[arg-type]
+        lifespan=lifespan,
     )
-    app.state.perennial = AppState(settings=settings, engine=create_engine_for(settings))
+    app.state.perennial = state
     install_error_handlers(app)
     app.include_router(health.router)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
