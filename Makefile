@@ -39,12 +39,15 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Real parts the tests start themselves: a PostgreSQL server and Spark (needs Java).
+# Real parts the tests start themselves: a PostgreSQL server, Spark (needs Java) and
+# Debian's Chromium for the browser tests (with a CJK font, so screenshots show Chinese).
 system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
 	@command -v java >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null)
+	@test -x /usr/bin/chromium && fc-list :lang=zh | grep -q . || \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null)
 
 test: system-deps lint
 	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered

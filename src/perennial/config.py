@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     future_tolerance_hours: float = Field(
         default=24.0, ge=0, description="Timestamps later than now + this are rejected at ingest."
     )
+    ingest_drain_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="The server moves track-API items from the inbox into the warehouse this "
+        "often; 0 leaves it to `perennial ingest drain`.",
+    )
+    ingest_drain_items: int = Field(
+        default=5000, ge=1, description="At most this many inbox items per drained micro-batch."
+    )
     duckdb_memory_limit: str | None = Field(
         default=None,
         description="DuckDB spills beyond this (e.g. 4GB); default 60 % of physical memory.",
@@ -74,6 +83,11 @@ class Settings(BaseSettings):
         default=False,
         description="Mark session cookies Secure: true behind HTTPS, false for loopback HTTP.",
     )
+    serving_path: Path | None = Field(
+        default=None,
+        description="Serving store (SQLite, rebuilt by `perennial serving refresh`); "
+        "default <home>/serving.db.",
+    )
 
     @field_validator("default_timezone")
     @classmethod
@@ -89,6 +103,10 @@ class Settings(BaseSettings):
     @property
     def operational_database_url(self) -> str:
         return self.operational_url or f"sqlite:///{self.home / 'perennial.db'}"
+
+    @property
+    def serving_database(self) -> Path:
+        return self.serving_path or self.home / "serving.db"
 
     @property
     def future_tolerance(self) -> timedelta:

@@ -6,10 +6,13 @@ from fastapi import FastAPI
 
 from perennial.api.app import create_api
 from perennial.config import Settings
+from perennial.web.shell import mount_web
 
 __all__ = ["create_app"]
 
 
 def create_app(settings: Settings) -> FastAPI:
     """The whole service for ``settings`` (what ``perennial serve`` runs)."""
-    return create_api(settings)
+    app = create_api(settings)
+    mount_web(app)
+    return app

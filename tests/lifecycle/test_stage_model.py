@@ -290,7 +290,7 @@ def _stage(key: str, rule: str, **extra: str) -> str:
         (
             _yaml(_stage("new", "'frequency_orders == 1'", colour="red"), GOOD_STAGE),
             "stages[0] (new).colour",
-            "unknown key (allowed: key, label_en, label_zh, rule, description)",
+            "unknown key (allowed: key, label_en, label_zh, rule, description, kpi)",
         ),
         (
             _yaml(_stage("new", "'frequency_orders == 1'", label_zh="''"), GOOD_STAGE),

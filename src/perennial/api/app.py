@@ -11,7 +11,7 @@ from perennial import __version__
 from perennial.access.audit import AuditWriter
 from perennial.api.errors import ErrorBody, install_error_handlers
 from perennial.api.middleware import AccessLog, BodyLimit
-from perennial.api.routes import health
+from perennial.api.routes import admin, auth, customers, health, lifecycle, track
 from perennial.api.state import AppState
 from perennial.config import Settings
 from perennial.store.operational import create_engine_for, migrate
@@ -26,6 +26,7 @@ def create_api(settings: Settings) -> FastAPI:
     migrate(settings)
     engine = create_engine_for(settings)
     state = AppState(settings=settings, engine=engine, audit=AuditWriter(engine))
+    state.services.extend(track.ingest_services(settings, engine))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -45,6 +46,11 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.perennial = state
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(admin.router)
+    app.include_router(customers.router)
+    app.include_router(lifecycle.router)
+    app.include_router(track.router)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     app.add_middleware(AccessLog)
     return app

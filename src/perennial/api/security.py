@@ -1,25 +1,48 @@
 """Who is calling: an API key (``Authorization: Bearer prn_...`` or ``X-API-Key``) or a
 web session cookie, and whether their roles admit them to an endpoint.
 
-Endpoints declare ``principal: Principal = Depends(require(Role.OPERATOR, ...))``; an
-admin passes every check. Unauthenticated -> 401, wrong role -> 403, and the body
-never says whether a key exists.
+Endpoints declare ``principal: Annotated[Principal, Depends(require(Role.OPERATOR))]``;
+an admin passes every check. Unauthenticated -> 401, wrong role -> 403, and the body
+never says whether a key exists. A request authenticated by the session cookie that
+changes something (POST, PUT, PATCH, DELETE) must also carry the session's CSRF token
+in ``X-CSRF-Token`` (403 ``csrf_failed`` otherwise): the cookie is sent by the browser
+on its own, the header only by the app's own pages. A presented API key wins over a
+cookie and needs no CSRF token (no browser attaches it by itself).
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.responses import Response
 
 from perennial.access.api_keys import resolve_api_key
 from perennial.access.roles import Principal, Role
+from perennial.access.sessions import SESSION_COOKIE, OpenedSession, WebSession, resolve_session
 from perennial.api.errors import ApiError
 from perennial.api.state import State
+from perennial.config import Settings
 
-__all__ = ["Caller", "authenticate", "require"]
+__all__ = [
+    "CSRF_HEADER",
+    "UNSAFE_METHODS",
+    "Caller",
+    "authenticate",
+    "clear_session_cookie",
+    "csrf_matches",
+    "current_session",
+    "require",
+    "set_session_cookie",
+]
+
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CALLER = "perennial_caller"
+_SESSION = "perennial_session"
 
 
 def _presented_key(request: Request) -> str | None:
@@ -30,9 +53,30 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
+def current_session(request: Request, state: State) -> WebSession | None:
+    """The live web session named by the request's cookie, or ``None`` (looked up once)."""
+    if hasattr(request.state, _SESSION):
+        cached: WebSession | None = getattr(request.state, _SESSION)
+        return cached
+    token = request.cookies.get(SESSION_COOKIE)
+    session = None
+    if token:
+        with state.engine.connect() as connection:
+            session = resolve_session(connection, token, datetime.now(UTC))
+    setattr(request.state, _SESSION, session)
+    return session
+
+
+def csrf_matches(presented: str | None, session: WebSession) -> bool:
+    """Constant-time comparison of a presented CSRF token with the session's."""
+    if not presented:
+        return False
+    return hmac.compare_digest(presented.encode(), session.csrf_token.encode())
+
+
 def authenticate(request: Request, state: State) -> Principal:
-    """The caller's principal, or 401."""
-    cached = getattr(request.state, "principal", None)
+    """The caller's principal, or 401; 403 ``csrf_failed`` for a cookie without its token."""
+    cached = getattr(request.state, _CALLER, None)
     if isinstance(cached, Principal):
         return cached
     token = _presented_key(request)
@@ -40,10 +84,24 @@ def authenticate(request: Request, state: State) -> Principal:
     if token is not None:
         with state.engine.connect() as connection:
             principal = resolve_api_key(connection, token, datetime.now(UTC))
+    else:
+        session = current_session(request, state)
+        if session is not None:
+            _check_csrf(request, session)
+            principal = session.principal
     if principal is None:
         raise ApiError(401, "unauthenticated", "sign in or send a valid API key")
-    request.state.principal = principal
+    setattr(request.state, _CALLER, principal)
+    request.state.principal = principal  # for the access log
     return principal
+
+
+def _check_csrf(request: Request, session: WebSession) -> None:
+    if request.method in UNSAFE_METHODS and not csrf_matches(
+        request.headers.get(CSRF_HEADER), session
+    ):
+        message = f"send the session's CSRF token in the {CSRF_HEADER} header"
+        raise ApiError(403, "csrf_failed", message)
 
 
 def require(*roles: Role) -> Callable[..., Principal]:
@@ -57,6 +115,25 @@ def require(*roles: Role) -> Callable[..., Principal]:
         return principal
 
     return check
+
+
+def set_session_cookie(response: Response, opened: OpenedSession, settings: Settings) -> None:
+    """The session cookie: HttpOnly (no script reads it), SameSite=Lax, Secure behind HTTPS."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        opened.token,
+        max_age=int(settings.session_hours * 3600),
+        path="/",
+        secure=settings.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", secure=settings.secure_cookies, httponly=True, samesite="lax"
+    )
 
 
 Caller = Annotated[Principal, Depends(authenticate)]

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from perennial.cli import demo, identity, ingest, lifecycle, serve, store
+from perennial.cli import access, demo, identity, ingest, lifecycle, serve, serving, store
 from perennial.errors import ExitCode, PerennialError
 
 __all__ = ["app", "main"]
@@ -31,6 +31,9 @@ app.command("features")(lifecycle.features_command)
 app.command("profile")(lifecycle.profile_command)
 app.add_typer(lifecycle.lifecycle_app, name="lifecycle")
 app.command("serve")(serve.serve_command)
+app.add_typer(serving.serving_app, name="serving")
+app.add_typer(access.users_app, name="users")
+app.add_typer(access.apikeys_app, name="apikeys")
 
 _errors = Console(stderr=True)
 

@@ -20,6 +20,7 @@ from perennial.cli.output import (
     progress_bar,
     progress_callback,
 )
+from perennial.cli.serving import refresh_and_report
 from perennial.config import Settings, load_settings
 from perennial.demo import DemoDataset, generate_demo
 from perennial.ingest.jobs import ingest_as_job
@@ -114,8 +115,8 @@ def _run_command(
 def _run_lifecycle(settings: Settings, end: date, history_days: int) -> None:
     """Profiles as of the end of the demo period, and the stage history before it."""
     stage_model = load_stage_model(resolve_model_path(DEMO_STAGE_MODEL))
-    compute_and_store_profiles(settings, stage_model, end.isoformat())
-    if history_days == 0:
-        return
-    run_backfill(settings, stage_model, end - timedelta(days=history_days - 1), end)
-    print_lifecycle_report(settings, stage_model, end)
+    compute_and_store_profiles(settings, stage_model, end.isoformat(), refresh=False)
+    if history_days > 0:
+        run_backfill(settings, stage_model, end - timedelta(days=history_days - 1), end)
+        print_lifecycle_report(settings, stage_model, end)
+    refresh_and_report(settings, stage_model)

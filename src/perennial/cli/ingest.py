@@ -18,14 +18,17 @@ from perennial.cli.output import (
 )
 from perennial.config import load_settings
 from perennial.errors import ExitCode
+from perennial.ingest.drain import drain_inbox
+from perennial.ingest.inbox import InboxStatus, inbox_counts
 from perennial.ingest.jobs import ingest_as_job
 from perennial.ingest.mapping import load_mapping
 from perennial.ingest.quarantine import list_quarantine
 from perennial.ingest.report import IngestReport
 from perennial.schema.tables import TABLES
+from perennial.store.operational import create_engine_for, migrate
 from perennial.store.summary import recent_batches
 
-__all__ = ["batches_command", "ingest_command", "quarantine_command"]
+__all__ = ["batches_command", "drain_command", "ingest_command", "quarantine_command"]
 
 
 def ingest_command(
@@ -44,7 +47,11 @@ def ingest_command(
     """Validate and load files; bad rows go to quarantine, re-sent rows are skipped.
 
     Each file is one atomic batch: it is stored whole or, on any failure, not at all.
+    `perennial ingest drain` moves track-API items waiting in the inbox into the store.
     """
+    if [str(f) for f in files] == ["drain"] and not Path("drain").exists():
+        drain_command()
+        return
     settings = load_settings()
     loaded = load_mapping(mapping) if mapping else None
     reports: list[IngestReport] = []
@@ -106,3 +113,28 @@ def batches_command(
     for batch in batches:
         view.add_row(*(str(v) for v in batch.values()))
     console.print(view)
+
+
+def drain_command() -> None:
+    """Move track-API items from the inbox into the store, for when no server drains them.
+
+    Takes over requests a server claimed (one that died, say): safe even while a server
+    runs, because the store admits one writer at a time and re-ingest is idempotent.
+    """
+    settings = load_settings()
+    migrate(settings)
+    engine = create_engine_for(settings)
+    try:
+        report = drain_inbox(
+            settings, engine, max_items=settings.ingest_drain_items, take_over=True
+        )
+        with engine.connect() as connection:
+            failed = inbox_counts(connection)[InboxStatus.FAILED]
+    finally:
+        engine.dispose()
+    console.print(
+        f"Drained {report.requests} requests ({report.items} items): "
+        f"{report.accepted} rows stored, {report.quarantined} quarantined."
+    )
+    if failed:
+        console.print(f"[yellow]{failed} requests failed to ingest three times and wait aside.[/]")

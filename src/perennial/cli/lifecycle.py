@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from perennial.cli.output import console, progress_bar
+from perennial.cli.serving import refresh_and_report
 from perennial.config import Settings, load_settings
 from perennial.errors import PerennialError
 from perennial.features.snapshot import compute_features
@@ -232,12 +233,17 @@ def compute_and_store_profiles(
     stage_model: StageModel,
     as_of: str | None,
     engine: Literal["duckdb", "spark"] = "duckdb",
+    *,
+    refresh: bool = True,
 ) -> pa.Table:
-    """Compute, store as the ``profiles`` table and print the stage distribution."""
+    """Compute, store as the ``profiles`` table and print the stage distribution; then
+    (unless ``refresh`` is false) rebuild the serving store the API reads."""
     profiles = compute_profiles(settings, stage_model, as_of, engine)
     stored = store_profiles(Warehouse(settings.warehouse), profiles, "profiles")
     _print_distribution(profiles, stage_model)
     console.print(f"{stored:,} profiles stored in {settings.warehouse}")
+    if refresh:
+        refresh_and_report(settings, stage_model)
     return profiles
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from perennial.cli.access import create_first_admin, print_first_admin
 from perennial.cli.output import console
 from perennial.config import load_settings
 from perennial.store.compaction import compact
@@ -19,12 +20,14 @@ store_app = typer.Typer(help="Inspect and maintain the stores.", no_args_is_help
 
 
 def init_command() -> None:
-    """Create the local stores (warehouse folder, operational database) if missing."""
+    """Create the local stores (warehouse folder, operational database) if missing, and
+    the first admin with a generated password, printed once, if there is no user yet."""
     settings = load_settings()
     settings.warehouse.mkdir(parents=True, exist_ok=True)
     migrate(settings)
     console.print(f"warehouse:   {settings.warehouse.resolve()}")
     console.print(f"operational: {settings.operational_database_url}")
+    print_first_admin(create_first_admin(settings))
 
 
 @store_app.command("info")

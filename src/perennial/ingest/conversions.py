@@ -18,6 +18,7 @@ import orjson
 import polars as pl
 import pycountry
 
+from perennial.config import Settings
 from perennial.ingest.identifiers import normalize_emails, normalize_phones
 from perennial.ingest.mapping import ColumnMapping
 from perennial.schema.tables import Column, Kind
@@ -63,6 +64,18 @@ class ConversionContext:
     now: datetime
     future_tolerance: timedelta
     phone_region: str
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, now: datetime, timezone: str | None = None
+    ) -> ConversionContext:
+        """The context an ingest at ``now`` runs in; ``timezone`` overrides the default zone."""
+        return cls(
+            timezone=timezone or settings.default_timezone,
+            now=now,
+            future_tolerance=settings.future_tolerance,
+            phone_region=settings.default_phone_region,
+        )
 
 
 @dataclass(frozen=True)

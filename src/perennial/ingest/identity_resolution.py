@@ -2,7 +2,8 @@
 
 Evidence comes from customer rows (a customer and their phone, e-mail, WeChat
 ids) and from events (an event carrying both a customer id and an anonymous
-id, and ``identify`` events whose properties name an e-mail or phone). Only
+id, and ``identify`` events whose properties name an e-mail, phone, WeChat id
+or external ids: linked to the event's anonymous id, else its customer). Only
 the clusters the batch touches are loaded, so the cost follows the batch, not
 the size of the graph. The result commits with the batch's data.
 """
@@ -156,28 +157,29 @@ def _event_evidence(
         """
         SELECT customer_id, anonymous_id, event_type, ts, properties, _source_file, _source_line
         FROM batch_rows
-        WHERE anonymous_id IS NOT NULL AND (customer_id IS NOT NULL OR event_type = 'identify')
+        WHERE (anonymous_id IS NOT NULL AND customer_id IS NOT NULL) OR event_type = 'identify'
         ORDER BY ts, _source_line
         """
     ).fetchall()
     links: list[Link] = []
     for customer_id, anonymous_id, event_type, ts, properties, source_file, line in rows:
-        device = Node("anonymous_id", anonymous_id)
+        customer = Node("customer_id", customer_id) if customer_id is not None else None
+        device = Node("anonymous_id", anonymous_id) if anonymous_id is not None else None
         reason = "identify event" if event_type == "identify" else f"{event_type} event"
-        if customer_id is not None:
-            links.append(
-                Link(device, Node("customer_id", customer_id), reason, ts, source_file, line)
-            )
-        if event_type == "identify" and properties:
+        if device is not None and customer is not None:
+            links.append(Link(device, customer, reason, ts, source_file, line))
+        subject = device or customer
+        if event_type == "identify" and properties and subject is not None:
             for trait in _traits(properties, phone_region):
                 links.append(
-                    Link(device, trait, f"identify event {trait.kind}", ts, source_file, line)
+                    Link(subject, trait, f"identify event {trait.kind}", ts, source_file, line)
                 )
     return nodes, links
 
 
 def _traits(properties: str, phone_region: str) -> list[Node]:
-    """E-mail and phone traits of an identify event, normalised like customer records."""
+    """Identifiers an identify event names: e-mail and phone (normalised like customer
+    records), WeChat ids, and ``external_ids`` (``{"crm": "C-1"}`` -> ``external_id:crm:C-1``)."""
     values = orjson.loads(properties)
     traits: list[Node] = []
     email = normalize_email(str(values["email"])) if values.get("email") else None
@@ -186,6 +188,15 @@ def _traits(properties: str, phone_region: str) -> list[Node]:
         traits.append(Node("email", email))
     if phone:
         traits.append(Node("phone", phone))
+    for kind in ("wechat_openid", "wechat_unionid"):
+        value = values.get(kind)
+        if isinstance(value, str) and value.strip():
+            traits.append(Node(kind, value.strip()))
+    external = values.get("external_ids")
+    if isinstance(external, dict):
+        for system, value in sorted(external.items()):
+            if isinstance(value, str | int) and str(value).strip() and system:
+                traits.append(Node("external_id", f"{system}:{str(value).strip()}"))
     return traits
 
 

@@ -101,6 +101,11 @@ class Mapping(BaseModel):
     )
     constants: dict[str, str] = Field(default_factory=dict)
     on_duplicate: DuplicatePolicy = DuplicatePolicy.KEEP_FIRST
+    missing_keys: Literal["quarantine", "derive"] = Field(
+        default="quarantine",
+        description="When the key column is mapped but a row leaves it empty: quarantine the "
+        "row, or derive its key from its content like a source without a key column.",
+    )
     identity: Literal["identity", "explicit"] = "explicit"
 
     @model_validator(mode="after")
@@ -136,9 +141,11 @@ class Mapping(BaseModel):
         return TABLES[self.table]
 
     def derives_key(self) -> bool:
-        """True when the source has no id column and ids come from the row's content."""
+        """True when ids may come from the row's content: the source has no id column, or
+        rows that leave it empty get a derived id (``missing_keys: derive``)."""
         key = self.target.key
-        return key not in self.columns and key not in self.constants
+        unmapped = key not in self.columns and key not in self.constants
+        return unmapped or self.missing_keys == "derive"
 
     def resolved(self, source_columns: list[str]) -> Mapping:
         """For an identity mapping, bind the canonical columns the source actually has."""

@@ -1,4 +1,4 @@
-"""Ingest one source file into the store as one atomic batch.
+"""Ingest one source (a file, or records in memory) into the store as one atomic batch.
 
 read (streaming) -> validate (vectorised, two batches at a time) -> write the
 table's files -> enforce the key (dedupe, conflicts) -> quarantine ->
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -25,19 +27,31 @@ from perennial.ingest.conversions import ConversionContext
 from perennial.ingest.identity_resolution import resolve_identities
 from perennial.ingest.mapping import DuplicatePolicy, Mapping, identity_mapping
 from perennial.ingest.quarantine import write_quarantine
-from perennial.ingest.readers import RawBatch, delimiter_hint, read_source
+from perennial.ingest.readers import RawBatch, delimiter_hint, read_source, records_batch
+from perennial.ingest.records import records_mapping
 from perennial.ingest.report import IngestReport
-from perennial.ingest.validation import validate_batches
+from perennial.ingest.validation import REJECTED_SCHEMA, validate_batches
 from perennial.schema.tables import Kind
 from perennial.store.engine import connect
 from perennial.store.merge import merge_rows
 from perennial.store.partitioned_writer import PartitionedWriter
 from perennial.store.warehouse import Warehouse
 
-__all__ = ["Progress", "ingest_file"]
+__all__ = ["Progress", "RefusedRecord", "ingest_file", "ingest_records"]
 
 Progress = Callable[[int], None]
 """Called with the number of source rows read so far."""
+
+
+@dataclass(frozen=True)
+class RefusedRecord:
+    """A record refused before it reached the pipeline: where it stood, the field at fault,
+    why, and the record as it was sent (text)."""
+
+    line: int
+    column: str | None
+    reason: str
+    raw: str
 
 
 def ingest_file(
@@ -54,7 +68,6 @@ def ingest_file(
     Give either a ``mapping`` or the target ``table`` (identity mapping). ``now``
     is the clock used to reject timestamps in the future (tests pin it).
     """
-    started = time.perf_counter()
     if mapping is None:
         if table is None:
             raise IngestError(str(path), "say which table the file holds, or give a mapping")
@@ -63,19 +76,71 @@ def ingest_file(
     source_columns, batches = read_source(path, mapping)
     mapping = mapping.resolved(source_columns)
     _require_columns(path, mapping, source_columns)
-    clock = now or datetime.now(UTC)
-    context = ConversionContext(
-        timezone=mapping.timezone or settings.default_timezone,
-        now=clock,
-        future_tolerance=settings.future_tolerance,
-        phone_region=settings.default_phone_region,
+    return _ingest(batches, mapping, settings, source_file=str(path), now=now, progress=progress)
+
+
+def ingest_records(
+    records: Sequence[dict[str, Any]],
+    settings: Settings,
+    *,
+    table: str,
+    source: str,
+    lines: Sequence[int] | None = None,
+    on_duplicate: DuplicatePolicy = DuplicatePolicy.KEEP_FIRST,
+    refused: Sequence[RefusedRecord] = (),
+    now: datetime | None = None,
+) -> IngestReport:
+    """Ingest in-memory ``records`` into ``table`` exactly as a JSON Lines file would be.
+
+    Each record maps canonical column names to values as JSON has them (objects for JSON
+    columns); they go through the same validation, key enforcement, quarantine, identity
+    resolution and batch log as a file, in one atomic batch named ``source``. ``lines``
+    says where each record stood in its source; given, they must never be reused under
+    ``source`` (the API inbox's sequence), and a repeated ingest of the same records is
+    then a no-op that quarantines nothing twice. Without them records count 1, 2, ... and
+    every call quarantines its own rejects. Rows whose key a record leaves empty get a key
+    derived from their content. ``refused`` are records a caller already refused (the
+    API's synchronous check): they are quarantined in the same batch, with their reason.
+    """
+    unique_lines = lines is not None
+    if lines is None:
+        lines = range(1, len(records) + 1)
+    if len(lines) != len(records):
+        raise IngestError(source, f"{len(records)} records but {len(lines)} line numbers")
+    mapping = records_mapping(table, on_duplicate)
+    batch = records_batch(list(records), list(lines), list(mapping.target.column_names))
+    return _ingest(
+        iter([batch] if records else []),
+        mapping,
+        settings,
+        source_file=source,
+        now=now,
+        refused=refused,
+        skip_known_quarantine=unique_lines,
     )
+
+
+def _ingest(
+    batches: Iterator[RawBatch],
+    mapping: Mapping,
+    settings: Settings,
+    *,
+    source_file: str,
+    now: datetime | None,
+    progress: Progress | None = None,
+    refused: Sequence[RefusedRecord] = (),
+    skip_known_quarantine: bool = False,
+) -> IngestReport:
+    """The one path every source takes: validate, write, merge, quarantine, identities, log."""
+    started = time.perf_counter()
+    clock = now or datetime.now(UTC)
+    context = ConversionContext.from_settings(settings, now=clock, timezone=mapping.timezone)
     batch_id = f"{clock:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    source_file = str(path)
     con = connect(settings)
     try:
         with Warehouse(settings.warehouse).transaction(batch_id) as txn:
             rejected_dir = txn.scratch_dir("rejected")
+            _write_refused(refused, rejected_dir)
             writer = PartitionedWriter(
                 txn,
                 mapping.table,
@@ -105,7 +170,14 @@ def ingest_file(
             )
             rejected_files = sorted(str(p) for p in rejected_dir.glob("*.parquet"))
             quarantined = write_quarantine(
-                con, txn, rejected_files, merged.conflicts, mapping.table, source_file, clock
+                con,
+                txn,
+                rejected_files,
+                merged.conflicts,
+                mapping.table,
+                source_file,
+                clock,
+                skip_known=skip_known_quarantine,
             )
             identities = resolve_identities(
                 con, txn, mapping.target, clock, settings.default_phone_region
@@ -114,14 +186,14 @@ def ingest_file(
                 batch_id=batch_id,
                 source_file=source_file,
                 table=mapping.table,
-                rows_read=rows_read,
+                rows_read=rows_read + len(refused),
                 accepted=merged.inserted,
-                quarantined=sum(quarantined.values()),
+                quarantined=sum(quarantined.reasons.values()),
                 duplicates_in_batch=merged.duplicates_in_batch,
-                already_stored=merged.already_stored,
+                already_stored=merged.already_stored + quarantined.already_quarantined,
                 superseded_in_batch=merged.superseded_in_batch,
                 replaced=merged.replaced,
-                quarantine_reasons=quarantined,
+                quarantine_reasons=quarantined.reasons,
                 identity_merges=identities.merges,
                 identity_conflicts=identities.conflicts,
                 seconds=time.perf_counter() - started,
@@ -130,6 +202,21 @@ def ingest_file(
     finally:
         con.close()
     return report
+
+
+def _write_refused(refused: Sequence[RefusedRecord], rejected_dir: Path) -> None:
+    """Records refused before the pipeline join the batch's own rejects (same file format)."""
+    if not refused:
+        return
+    pl.DataFrame(
+        {
+            "_source_line": [r.line for r in refused],
+            "column": [r.column for r in refused],
+            "reason": [r.reason for r in refused],
+            "raw": [r.raw for r in refused],
+        },
+        schema=REJECTED_SCHEMA,
+    ).write_parquet(rejected_dir / "refused.parquet")
 
 
 def _read_validate_write(

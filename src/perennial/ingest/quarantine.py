@@ -21,6 +21,7 @@ from perennial.store.warehouse import Transaction, Warehouse
 __all__ = [
     "QUARANTINE_SCHEMA",
     "QUARANTINE_TABLE",
+    "QuarantineCounts",
     "QuarantinedRow",
     "list_quarantine",
     "reason_kind",
@@ -61,6 +62,15 @@ def reason_kind(reason: str) -> str:
     return _DETAIL.sub("", reason)
 
 
+@dataclass(frozen=True)
+class QuarantineCounts:
+    """What :func:`write_quarantine` stored: rows per reason, and rows it left out because
+    the same source line was quarantined before (``skip_known``)."""
+
+    reasons: dict[str, int]
+    already_quarantined: int = 0
+
+
 def write_quarantine(
     con: duckdb.DuckDBPyConnection,
     txn: Transaction,
@@ -69,8 +79,15 @@ def write_quarantine(
     table: str,
     source_file: str,
     clock: datetime,
-) -> dict[str, int]:
-    """Store the batch's rejected rows (streamed from the staged files); counts per reason."""
+    *,
+    skip_known: bool = False,
+) -> QuarantineCounts:
+    """Store the batch's rejected rows (streamed from the staged files); counts per reason.
+
+    ``skip_known`` leaves out rows whose (source file, line) is already quarantined: for
+    sources whose line numbers are never reused (the API inbox), so that ingesting the same
+    records again (a drain retried after a crash) quarantines nothing twice.
+    """
     con.register("merge_conflicts", conflicts)
     sources = [
         "SELECT _source_line, reason, raw, regexp_extract(reason, '^(\\w+):', 1) AS col "
@@ -80,12 +97,21 @@ def write_quarantine(
         con.read_parquet(rejected_files).to_view("rejected_rows", replace=True)
         sources.append('SELECT _source_line, reason, raw, "column" AS col FROM rejected_rows')
     union = " UNION ALL ".join(sources)
-    query = f"""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE quarantine_candidates AS {union}")
+    candidates = _count(con, "quarantine_candidates")
+    known = txn.paths(QUARANTINE_TABLE) if skip_known else []
+    if known and candidates:
+        con.execute(
+            "DELETE FROM quarantine_candidates WHERE _source_line IN ("
+            "SELECT source_line FROM read_parquet(?) WHERE source_file = ?)",
+            [known, source_file],
+        )
+    query = """
         SELECT ? AS batch_id, ? AS table_name, ? AS source_file, _source_line AS source_line,
                nullif(col, '') AS column_name, reason, raw,
                CAST(? AS TIMESTAMPTZ) AS quarantined_at
-        FROM ({union})
-    """  # noqa: S608 (fixed relation names)
+        FROM quarantine_candidates
+    """
     txn.append_query(
         con,
         QUARANTINE_TABLE,
@@ -94,12 +120,18 @@ def write_quarantine(
         params=[txn.batch_id, table, source_file, clock],
     )
     counts = con.execute(
-        f"SELECT regexp_replace(reason, ?, '') AS kind, count(*) FROM ({union}) "  # noqa: S608
+        "SELECT regexp_replace(reason, ?, '') AS kind, count(*) FROM quarantine_candidates "
         "GROUP BY kind ORDER BY kind",
         [_DETAIL_PATTERN],
     ).fetchall()
     con.unregister("merge_conflicts")
-    return {kind: int(count) for kind, count in counts}
+    reasons = {kind: int(count) for kind, count in counts}
+    return QuarantineCounts(reasons, candidates - sum(reasons.values()))
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    rows = con.execute(f"SELECT count(*) FROM {relation}").fetchall()  # noqa: S608
+    return int(rows[0][0])
 
 
 def list_quarantine(

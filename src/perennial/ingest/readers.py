@@ -27,7 +27,14 @@ import pyarrow.parquet as pq
 from perennial.errors import IngestError
 from perennial.ingest.mapping import Mapping, SourceFormat
 
-__all__ = ["BrokenRecord", "RawBatch", "delimiter_hint", "detect_format", "read_source"]
+__all__ = [
+    "BrokenRecord",
+    "RawBatch",
+    "delimiter_hint",
+    "detect_format",
+    "read_source",
+    "records_batch",
+]
 
 BATCH_ROWS = 500_000
 _BLOCK_BYTES = 32 << 20
@@ -138,6 +145,17 @@ def _parse_json_line(text: str, number: int, broken: list[BrokenRecord]) -> dict
         broken.append(BrokenRecord(number, text.rstrip("\r\n"), "line is not a JSON object"))
         return None
     return value
+
+
+def records_batch(
+    records: list[dict[str, Any]], lines: list[int], columns: list[str] | None = None
+) -> RawBatch:
+    """Parsed JSON objects as one raw batch, read exactly like lines of a JSON Lines file.
+
+    ``columns`` fixes the batch's columns (absent keys become nulls); by default they are
+    the keys the records have. ``lines`` numbers the records in their source.
+    """
+    return _json_batch(records, lines, [], columns)
 
 
 def _json_batch(

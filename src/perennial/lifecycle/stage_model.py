@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 import ibis  # type: ignore[import-untyped]
@@ -50,7 +50,9 @@ from perennial.lifecycle.stage_document import (
 )
 
 __all__ = [
+    "KPI_ROLES",
     "STAGE_COLUMNS",
+    "KpiRole",
     "Stage",
     "StageModel",
     "assign_stage",
@@ -63,6 +65,11 @@ STAGE_COLUMNS = ("stage", "stage_rank")
 
 
 _STAGE_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+KpiRole = Literal["new", "active", "dormant", "churned"]
+"""What a stage counts as on the lifecycle board's KPI cards, whatever the model calls it."""
+
+KPI_ROLES: tuple[KpiRole, ...] = ("new", "active", "dormant", "churned")
 
 
 def _read_rule(value: object, info: ValidationInfo) -> Rule:
@@ -96,6 +103,11 @@ class Stage(BaseModel):
     label_zh: str = Field(min_length=1)
     rule: RuleText
     description: str = ""
+    kpi: KpiRole | None = Field(
+        default=None,
+        description="The board's KPI card this stage counts toward: new, active, dormant or "
+        "churned; none for stages outside those four (e.g. prospects who never bought).",
+    )
 
     @field_validator("key")
     @classmethod
@@ -156,6 +168,10 @@ class StageModel(BaseModel):
     @property
     def keys(self) -> tuple[str, ...]:
         return tuple(stage.key for stage in self.stages)
+
+    def kpi_stages(self, role: KpiRole) -> tuple[str, ...]:
+        """The keys of the stages that count toward the KPI ``role`` (maybe none)."""
+        return tuple(stage.key for stage in self.stages if stage.kpi == role)
 
     @property
     def features(self) -> tuple[str, ...]:

@@ -62,7 +62,8 @@ SYSTEM_TABLES: tuple[SystemTable, ...] = (
             SystemColumn(
                 "identity_type",
                 pa.string(),
-                "customer_id, anonymous_id, phone, email, wechat_openid or wechat_unionid.",
+                "customer_id, anonymous_id, phone, email, wechat_openid, wechat_unionid or "
+                "external_id (`system:id`, named by identify events).",
             ),
             SystemColumn(
                 "identity_value",
@@ -211,8 +212,9 @@ EVENT_TYPES: tuple[tuple[str, str], ...] = (
     ("exam_passed", "Education: an exam was passed (a certificate)."),
     (
         "identify",
-        "Ties the event's `anonymous_id` to its `customer_id` and to the `email` and `phone` "
-        "in `properties`, when present.",
+        "Ties the event's `anonymous_id` to its `customer_id`, and the event's `anonymous_id` "
+        "(else its `customer_id`) to the `email`, `phone`, `wechat_openid`, `wechat_unionid` "
+        "and `external_ids` (`{system: id}`) in `properties`, when present.",
     ),
 )
 """The event types the product knows by name; the vocabulary stays open."""
@@ -425,7 +427,8 @@ def _rules() -> str:
 ## Ids
 
 - Keys come from the source when the mapping provides them.
-- When the source has no key column, the key is derived: `h` followed by 24 hex
+- When the source has no key column (or, with `missing_keys: derive` in the
+  mapping, for the rows that leave it empty), the key is derived: `h` followed by 24 hex
   characters of the MD5 of the row's canonical values (every column except the
   key, after conversion) and its occurrence number among identical rows of the
   file. Re-sending a file therefore produces the same ids and adds nothing,
@@ -435,11 +438,12 @@ def _rules() -> str:
 ## Identities
 
 - Identifiers are nodes (`customer_id`, `anonymous_id`, `phone`, `email`,
-  `wechat_openid`, `wechat_unionid`); evidence links them into clusters, one
+  `wechat_openid`, `wechat_unionid`, `external_id`); evidence links them into clusters, one
   cluster per person. Evidence: a customer row links its `customer_id` to its
   phone, e-mail and WeChat ids; an event carrying both `customer_id` and
-  `anonymous_id` links them; an `identify` event links its `anonymous_id` to
-  the `email` and `phone` in its properties.
+  `anonymous_id` links them; an `identify` event links its `anonymous_id`
+  (else its `customer_id`) to the `email`, `phone`, WeChat ids and
+  `external_ids` in its properties.
 - A cluster holds at most one known customer. A link that would join two known
   customers (a family sharing a phone) is not applied: it is recorded in
   `identity_conflicts` and the first claim stays.

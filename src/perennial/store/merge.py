@@ -233,15 +233,20 @@ def _rewrite_without(
 def _derive_keys(
     con: duckdb.DuckDBPyConnection, txn: Transaction, table: Table, written: list[DataFile]
 ) -> list[DataFile]:
-    """Rewrite the batch's files with keys derived from content and occurrence number."""
+    """Rewrite the batch's files with keys derived from content and occurrence number.
+
+    Rows that carry a key keep it (a source may give ids for some rows only); the rest
+    are numbered among the identical rows that also lack one.
+    """
     key = _quoted(table.key)
     paths = [str(txn.warehouse.root / f.path) for f in written]
     content = _content_expression(table, exclude_key=True)
     existing = {f.path for f in txn.files(table.name)}
     # The n-th identical row gets the same id in every file: re-sends dedupe, repeats stay.
     query = f"""
-        SELECT * EXCLUDE (_c) REPLACE ('h' || substr(md5(_c || {_SEP} || CAST(row_number() OVER (
-                   PARTITION BY _c ORDER BY _source_line) AS VARCHAR)), 1, 24) AS {key})
+        SELECT * EXCLUDE (_c) REPLACE (coalesce({key}, 'h' || substr(md5(_c || {_SEP} || CAST(
+                   row_number() OVER (PARTITION BY _c, {key} IS NULL ORDER BY _source_line)
+                   AS VARCHAR)), 1, 24)) AS {key})
         FROM (SELECT *, {content} AS _c FROM read_parquet(?, hive_partitioning = false))
     """
     partition = f"strftime({_quoted(table.time_column)}, '%Y-%m')" if table.time_column else None
