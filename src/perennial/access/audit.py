@@ -94,54 +94,75 @@ def query_audit(
 class AuditWriter:
     """Queue of view entries written by one background thread in batches.
 
-    ``close`` drains the queue, so a clean shutdown loses nothing; a crash may lose
-    the views of the last ``interval`` seconds (changes never: they use ``record``).
+    ``flush`` waits until everything queued before it is written; ``close`` drains the
+    queue, so a clean shutdown loses nothing. A crash may lose the views of the last
+    ``interval`` seconds (changes never: they use ``record``).
     """
 
     def __init__(self, engine: Engine, *, interval: float = 0.5, batch: int = 1000) -> None:
         self._engine = engine
         self._interval = interval
         self._batch = batch
-        self._queue: queue.SimpleQueue[AuditEntry | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[AuditEntry | threading.Event | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
     def add(self, entry: AuditEntry) -> None:
         self._queue.put(entry)
 
-    def flush(self) -> None:
-        """Write everything queued so far (tests and shutdown)."""
-        self._write(self._drain(block=False))
+    def flush(self, timeout: float = 10.0) -> None:
+        """Return once every entry added before this call is written (or ``timeout``)."""
+        if not self._thread.is_alive():
+            self._write(self._drain_now())
+            return
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-        self.flush()
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+        self._write(self._drain_now())
 
     def _run(self) -> None:
         while True:
-            entries = self._drain(block=True)
-            stop = None in entries
-            self._write([entry for entry in entries if entry is not None])
-            if stop:
+            items = self._next_items()
+            self._write([item for item in items if isinstance(item, AuditEntry)])
+            for item in items:
+                if isinstance(item, threading.Event):
+                    item.set()
+            if None in items:
                 return
 
-    def _drain(self, *, block: bool) -> list[AuditEntry | None]:
-        entries: list[AuditEntry | None] = []
+    def _next_items(self) -> list[AuditEntry | threading.Event | None]:
+        """Wait up to ``interval`` for the first item, then take what is queued (a batch)."""
+        items: list[AuditEntry | threading.Event | None] = []
         try:
-            entries.append(self._queue.get(block=block, timeout=self._interval if block else None))
-            while len(entries) < self._batch:
-                entries.append(self._queue.get_nowait())
+            items.append(self._queue.get(timeout=self._interval))
+            while len(items) < self._batch:
+                items.append(self._queue.get_nowait())
         except queue.Empty:
             pass
-        return entries
+        return items
 
-    def _write(self, entries: list[AuditEntry | None]) -> None:
-        rows = [entry.row() for entry in entries if entry is not None]
-        if not rows:
+    def _drain_now(self) -> list[AuditEntry]:
+        entries: list[AuditEntry] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return entries
+            if isinstance(item, AuditEntry):
+                entries.append(item)
+            elif isinstance(item, threading.Event):
+                item.set()
+
+    def _write(self, entries: list[AuditEntry]) -> None:
+        if not entries:
             return
         try:
             with self._engine.begin() as connection:
-                connection.execute(AUDIT_LOG.insert(), rows)
+                connection.execute(AUDIT_LOG.insert(), [entry.row() for entry in entries])
         except sa.exc.SQLAlchemyError:
-            _log.exception("could not write %d audit entries", len(rows))
+            _log.exception("could not write %d audit entries", len(entries))

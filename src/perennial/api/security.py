@@ -13,18 +13,18 @@ cookie and needs no CSRF token (no browser attaches it by itself).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.responses import Response
 
-from perennial.access.api_keys import resolve_api_key
+from perennial.access.api_keys import digest, resolve_api_key
 from perennial.access.roles import Principal, Role
 from perennial.access.sessions import SESSION_COOKIE, OpenedSession, WebSession, resolve_session
 from perennial.api.errors import ApiError
-from perennial.api.state import State
+from perennial.api.state import AppState, State
 from perennial.config import Settings
 
 __all__ = [
@@ -74,16 +74,20 @@ def csrf_matches(presented: str | None, session: WebSession) -> bool:
     return hmac.compare_digest(presented.encode(), session.csrf_token.encode())
 
 
-def authenticate(request: Request, state: State) -> Principal:
-    """The caller's principal, or 401; 403 ``csrf_failed`` for a cookie without its token."""
+async def authenticate(request: Request, state: State) -> Principal:
+    """The caller's principal, or 401; 403 ``csrf_failed`` for a cookie without its token.
+
+    Async so that FastAPI calls it on the event loop rather than in a worker thread; the
+    store lookups it makes are single-row index reads (and API keys are cached for
+    ``KEY_CACHE_SECONDS``), shorter than a thread hand-off.
+    """
     cached = getattr(request.state, _CALLER, None)
     if isinstance(cached, Principal):
         return cached
     token = _presented_key(request)
     principal: Principal | None = None
     if token is not None:
-        with state.engine.connect() as connection:
-            principal = resolve_api_key(connection, token, datetime.now(UTC))
+        principal = _api_key_principal(state, token)
     else:
         session = current_session(request, state)
         if session is not None:
@@ -96,6 +100,17 @@ def authenticate(request: Request, state: State) -> Principal:
     return principal
 
 
+def _api_key_principal(state: AppState, token: str) -> Principal | None:
+    key_digest = digest(token)
+    principal = state.keys.get(key_digest)
+    if principal is None:
+        with state.engine.connect() as connection:
+            principal = resolve_api_key(connection, token, datetime.now(UTC))
+        if principal is not None:
+            state.keys.put(key_digest, principal)
+    return principal
+
+
 def _check_csrf(request: Request, session: WebSession) -> None:
     if request.method in UNSAFE_METHODS and not csrf_matches(
         request.headers.get(CSRF_HEADER), session
@@ -104,11 +119,11 @@ def _check_csrf(request: Request, session: WebSession) -> None:
         raise ApiError(403, "csrf_failed", message)
 
 
-def require(*roles: Role) -> Callable[..., Principal]:
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting callers that hold one of ``roles`` (admins always)."""
     admitted = frozenset(roles)
 
-    def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if not principal.has_any(admitted):
             needed = ", ".join(sorted(r.value for r in admitted | {Role.ADMIN}))
             raise ApiError(403, "forbidden", f"this needs one of the roles: {needed}")

@@ -183,6 +183,7 @@ def revoke_key(key_id: KeyId, request: Request, admin: Admin, state: State) -> A
         if not revoked:
             raise ApiError(404, "not_found", "no live API key with this id")
         key = _key(connection, key_id)
+    state.keys.clear()
     return ApiKeyOut.of(key, datetime.now(UTC))
 
 
