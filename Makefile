@@ -27,7 +27,7 @@ $(VENV)/.synced-all: uv.lock pyproject.toml | $(UV)
 install: $(VENV)/.synced-all
 
 demo: $(VENV)/.synced-runtime
-	$(BIN)/perennial demo run --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED)
+	$(BIN)/perennial demo run --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --serve
 
 lint: install
 	$(BIN)/ruff check .

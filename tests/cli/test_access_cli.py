@@ -175,3 +175,28 @@ def test_the_installed_command_prints_one_error_line_and_exits_with_its_code(hom
     assert result.returncode == ExitCode.INVALID_INPUT
     assert result.stderr.strip() == "error: no user named 'ghost'"
     assert "Traceback" not in result.stderr
+
+
+def test_reset_password_prints_a_new_one_that_works_and_lifts_a_lock_out(home: Path) -> None:
+    first = PASSWORD.search(_run(home, "init").output)
+    assert first is not None
+    for _ in range(Settings(home=home).login_max_failures):
+        assert not _signs_in(home, "admin", "wrong password")
+    assert not _signs_in(home, "admin", first.group(1))  # locked out
+
+    reset = _run(home, "users", "reset-password", "admin")
+    second = re.search(r"new password for admin: (\S+)", reset.output)
+    assert reset.exit_code == 0 and second is not None
+    assert second.group(1) != first.group(1)
+    assert _signs_in(home, "admin", second.group(1))
+    assert not _signs_in(home, "admin", first.group(1))
+    with create_engine_for(Settings(home=home)).connect() as connection:
+        actions = [entry["action"] for entry in query_audit(connection, limit=3)]
+    assert "user.password_reset" in actions
+
+
+def test_reset_password_of_an_unknown_user_fails_clearly(home: Path) -> None:
+    _run(home, "init")
+    result = _run(home, "users", "reset-password", "nobody")
+    assert _exit_code(result) != 0
+    assert "nobody" in str(result.exception) + result.output

@@ -36,6 +36,7 @@ __all__ = [
     "find_user",
     "get_user",
     "list_users",
+    "reset_password",
     "set_disabled",
     "set_roles",
     "user_from_row",
@@ -214,6 +215,23 @@ def set_disabled(
     action = "user.disabled" if disabled else "user.enabled"
     _audit(connection, actor, action, user.username, {}, client)
     return get_user(connection, user_id)
+
+
+def reset_password(
+    connection: sa.Connection, user_id: str, *, actor: str, client: str | None = None
+) -> CreatedUser:
+    """A new generated password (returned once); lifts a lock-out and ends the user's sessions,
+    so whoever knew the old password is signed out."""
+    user = get_user(connection, user_id)
+    password = generate_password()
+    connection.execute(
+        USERS.update()
+        .where(USERS.c.user_id == user_id)
+        .values(password_hash=hash_password(password), failed_logins=0, locked_until=None)
+    )
+    connection.execute(WEB_SESSIONS.delete().where(WEB_SESSIONS.c.user_id == user_id))
+    _audit(connection, actor, "user.password_reset", user.username, {}, client)
+    return CreatedUser(get_user(connection, user_id), password)
 
 
 def set_roles(

@@ -28,6 +28,7 @@ from perennial.access.users import (
     ensure_first_admin,
     find_user,
     list_users,
+    reset_password,
     set_disabled,
 )
 from perennial.cli.output import console
@@ -142,6 +143,16 @@ def _status(user: User, now: datetime) -> str:
     if user.locked_until is not None and user.locked_until > now:
         return f"locked until {user.locked_until:%Y-%m-%d %H:%M} UTC"
     return "active"
+
+
+@users_app.command("reset-password")
+def _reset_password(username: Annotated[str, typer.Argument()]) -> None:
+    """Give a user a new generated password, printed once (lifts a lock-out, ends sessions)."""
+    with _transaction() as connection:
+        user = _user_named(connection, username)
+        reset = reset_password(connection, user.user_id, actor=_actor())
+    _say(f"new password for {username}: {reset.password}")
+    console.print("It is shown only now: store it safely.")
 
 
 @users_app.command("disable")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
+from perennial.cli.access import create_first_admin, print_first_admin
 from perennial.cli.lifecycle import (
     compute_and_store_profiles,
     print_lifecycle_report,
@@ -20,6 +21,7 @@ from perennial.cli.output import (
     progress_bar,
     progress_callback,
 )
+from perennial.cli.serve import serve_command
 from perennial.cli.serving import refresh_and_report
 from perennial.config import Settings, load_settings
 from perennial.demo import DemoDataset, generate_demo
@@ -71,18 +73,30 @@ HistoryDays = Annotated[
 ]
 
 
+Serve = Annotated[
+    bool,
+    typer.Option(
+        "--serve/--no-serve",
+        help="Finally serve the dashboard and API on api_host:api_port until Ctrl-C.",
+    ),
+]
+
+
 @demo_app.command("run")
 def _run_command(
     customers: Customers = 50_000,
     seed: Seed = 7,
     out: Out = Path("demo-data"),
     history_days: HistoryDays = 90,
+    serve: Serve = False,
 ) -> None:
     """Generate demo data, ingest it, compute profiles and stage history, print the report.
 
     Every step goes through the real path: file ingest with validation and identity
     merge, features, RFM, value tiers and the seed000 stage model as of the end of
     the demo period, and the daily stage history of its last ``--history-days``.
+    With ``--serve`` (what ``make demo`` does) it then serves the dashboard and prints
+    its address and, the first time, the generated admin's credentials.
     """
     settings = load_settings()
     with progress_bar() as bar:
@@ -110,6 +124,24 @@ def _run_command(
     )
     console.print(f"store: {settings.warehouse.resolve()} (version {summary.version})")
     _run_lifecycle(settings, dataset.end, history_days)
+    if serve:
+        _serve_dashboard(settings)
+
+
+def _serve_dashboard(settings: Settings) -> None:
+    """Print where to sign in and with what, then serve until Ctrl-C."""
+    created = create_first_admin(settings)
+    url = f"http://{settings.api_host}:{settings.api_port}/"
+    console.rule("dashboard")
+    console.print(f"open [bold]{url}[/] in a browser (API documentation: {url}docs)")
+    if created is not None:
+        print_first_admin(created)
+    else:
+        console.print(
+            "users exist already; `perennial users reset-password admin` prints a new "
+            "password for the admin"
+        )
+    serve_command(host=None, port=None, log_level="warning")
 
 
 def _run_lifecycle(settings: Settings, end: date, history_days: int) -> None:

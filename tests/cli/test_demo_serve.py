@@ -1,0 +1,94 @@
+"""What a new user does after ``make demo``: open the printed address, sign in with the
+printed credentials, and find the board's numbers and any customer's 360."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _read_until(process: subprocess.Popen[str], pattern: re.Pattern[str], seconds: float) -> str:
+    """Output so far once ``pattern`` appears in it (fails after ``seconds``)."""
+    assert process.stdout is not None
+    output = ""
+    deadline = time.monotonic() + seconds
+    while not pattern.search(output):
+        assert process.poll() is None, f"demo exited early:\n{output}"
+        assert time.monotonic() < deadline, f"timed out waiting for {pattern.pattern}:\n{output}"
+        ready, _, _ = select.select([process.stdout], [], [], 1.0)
+        if ready:
+            output += process.stdout.readline()
+    return output
+
+
+def _wait_ready(base: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    pytest.fail("the demo server never became ready")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_demo_serves_the_dashboard_and_the_printed_admin_can_sign_in(tmp_path: Path) -> None:
+    port = _free_port()
+    environment = {
+        **os.environ,
+        "PERENNIAL_HOME": str(tmp_path / "home"),
+        "PERENNIAL_API_PORT": str(port),
+        "COLUMNS": "200",
+    }
+    command = [
+        sys.executable, "-c", "from perennial.cli.app import main; main()",
+        "demo", "run", "--customers", "300", "--history-days", "10",
+        "--out", str(tmp_path / "demo"), "--serve",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        output = _read_until(process, re.compile(r"password: \S+"), seconds=240)
+        base = f"http://127.0.0.1:{port}"
+        assert f"{base}/" in output
+        password = re.findall(r"password: (\S+)", output)[-1]
+        _wait_ready(base)
+        with httpx.Client(base_url=base, timeout=10) as browser:
+            assert browser.get("/").status_code in (200, 303, 307)
+            login = browser.post("/v1/auth/login", json={"username": "admin", "password": password})
+            assert login.status_code == 200, login.text
+            kpis = browser.get("/v1/lifecycle/kpis")
+            assert kpis.status_code == 200, kpis.text
+            customers = browser.get("/v1/customers", params={"limit": 1}).json()["items"]
+            assert customers
+            one = browser.get(f"/v1/customers/{customers[0]['customer_id']}")
+            assert one.status_code == 200
+            assert one.json()["customer_id"] == customers[0]["customer_id"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
