@@ -204,7 +204,7 @@ def _measure(
 
 
 def _drain_here(settings: Settings) -> tuple[float, int]:
-    """Drain the inbox in this process (``perennial ingest drain``): seconds, items."""
+    """Drain the inbox in this process (``perennial drain``): seconds, items."""
     engine = create_engine_for(settings)
     try:
         started = time.perf_counter()

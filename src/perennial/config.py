@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         default=1.0,
         ge=0,
         description="The server moves track-API items from the inbox into the warehouse this "
-        "often; 0 leaves it to `perennial ingest drain`.",
+        "often; 0 leaves it to `perennial drain`.",
     )
     ingest_drain_items: int = Field(
         default=5000, ge=1, description="At most this many inbox items per drained micro-batch."

@@ -1,4 +1,4 @@
-"""``perennial ingest drain``: the inbox emptied into the store when no server runs."""
+"""``perennial drain``: the inbox emptied into the store when no server runs."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def test_drain_moves_the_waiting_items_and_says_how_many(
     monkeypatch.setenv("PERENNIAL_HOME", str(home))
     monkeypatch.chdir(tmp_path)
 
-    first = CliRunner().invoke(app, ["ingest", "drain"])
-    second = CliRunner().invoke(app, ["ingest", "drain"])
+    first = CliRunner().invoke(app, ["drain"])
+    second = CliRunner().invoke(app, ["drain"])
 
     assert first.exit_code == 0, first.output
     assert "Drained 1 requests (2 items): 1 rows stored, 1 quarantined." in first.output

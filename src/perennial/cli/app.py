@@ -23,6 +23,7 @@ app = typer.Typer(
 app.command("ingest")(ingest.ingest_command)
 app.command("quarantine")(ingest.quarantine_command)
 app.command("batches")(ingest.batches_command)
+app.command("drain")(ingest.drain_command)
 app.command("init")(store.init_command)
 app.add_typer(store.store_app, name="store")
 app.add_typer(demo.demo_app, name="demo")

@@ -47,11 +47,8 @@ def ingest_command(
     """Validate and load files; bad rows go to quarantine, re-sent rows are skipped.
 
     Each file is one atomic batch: it is stored whole or, on any failure, not at all.
-    `perennial ingest drain` moves track-API items waiting in the inbox into the store.
+    `perennial drain` moves track-API items waiting in the inbox into the store.
     """
-    if [str(f) for f in files] == ["drain"] and not Path("drain").exists():
-        drain_command()
-        return
     settings = load_settings()
     loaded = load_mapping(mapping) if mapping else None
     reports: list[IngestReport] = []

@@ -6,7 +6,7 @@ requests done. A crash after the warehouse commit and before the mark leaves
 the requests pending: the next drain ingests the same items again, with the
 same lines, and the table keys make that a no-op (nothing stored or
 quarantined twice). :class:`InboxDrainer` runs this every second in the
-server; ``perennial ingest drain`` runs it once when no server does.
+server; ``perennial drain`` runs it once when no server does.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def drain_inbox(
     max_items: int = 5000,
     take_over: bool = False,
 ) -> DrainReport:
-    """Drain until nothing is pending (what ``perennial ingest drain`` runs)."""
+    """Drain until nothing is pending (what ``perennial drain`` runs)."""
     owner = owner or drainer_name()
     total = DrainReport()
     while True:
