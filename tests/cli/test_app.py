@@ -22,6 +22,7 @@ COMMANDS = [
     ["ingest"],
     ["quarantine"],
     ["batches"],
+    ["drain"],
     ["init"],
     ["store"],
     ["store", "info"],
