@@ -101,8 +101,11 @@ def login_url(next_path: str) -> str:
 
 
 def _here(request: Request) -> str:
+    """The requested path as sent (still percent-encoded: a customer id may hold ``/?#%``)."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
     query = request.url.query
-    return request.url.path + (f"?{query}" if query else "")
+    return path + (f"?{query}" if query else "")
 
 
 def viewer_of(request: Request, state: AppState) -> Viewer | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from perennial.web import admin_page, login
+from perennial.web import admin_page, board_page, customer_page, customers_page, login
 from perennial.web.assets import mount_assets
 from perennial.web.error_pages import install_error_pages
 from perennial.web.headers import SecurityHeaders
@@ -20,6 +20,9 @@ def mount_web(app: FastAPI) -> None:
     """Add the dashboard to ``app`` (the API built by ``create_api``)."""
     app.include_router(login.router)
     app.include_router(admin_page.router)
+    app.include_router(board_page.router)
+    app.include_router(customers_page.router)
+    app.include_router(customer_page.router)
     mount_assets(app)
     install_error_pages(app)
     app.add_middleware(SecurityHeaders)
