@@ -122,7 +122,12 @@ def resolve_api_key(connection: sa.Connection, token: str, now: datetime) -> Pri
     expires = _utc_or_none(row["expires_at"])
     if expires is not None and expires <= now:
         return None
-    return Principal(subject=f"key:{row['key_id']}", roles=parse_roles(row["roles"]), via="api_key")
+    return Principal(
+        subject=f"key:{row['key_id']}",
+        roles=parse_roles(row["roles"]),
+        via="api_key",
+        expires_at=expires,
+    )
 
 
 def _utc(value: datetime) -> datetime:

@@ -8,6 +8,7 @@ system. A principal holds one or more roles; an endpoint names the roles it admi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -37,6 +38,8 @@ class Principal:
     roles: frozenset[Role]
     via: Literal["session", "api_key"]
     user_id: str | None = None
+    expires_at: datetime | None = None
+    """When the credential stops working (an API key's expiry); ``None``: no set end."""
 
     def has_any(self, roles: frozenset[Role]) -> bool:
         """Admins pass every role check; others need one of ``roles``."""

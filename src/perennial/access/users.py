@@ -161,18 +161,24 @@ def create_user(
         "locked_until": None,
         "created_at": datetime.now(UTC),
     }
-    connection.execute(USERS.insert().values(**row))
+    try:
+        connection.execute(USERS.insert().values(**row))
+    except sa.exc.IntegrityError:  # taken meanwhile by a concurrent request
+        raise UserConflictError(f"the username {username!r} is taken") from None
     detail = {"display_name": display_name, "roles": sorted(roles)}
     _audit(connection, actor, "user.created", username, detail, client)
     return CreatedUser(get_user(connection, row["user_id"]), generated)
 
 
 def _refuse_taken(connection: sa.Connection, username: str) -> None:
-    """Names differing only in case would be confused on screen and in the audit log."""
-    taken = connection.execute(
-        sa.select(USERS.c.username).where(sa.func.lower(USERS.c.username) == username.lower())
-    ).first()
-    if taken is not None:
+    """Names differing only in case would be confused on screen and in the audit log.
+
+    Compared in Python: SQLite's ``lower()`` folds ASCII letters only, so ``Ñ`` and ``ñ``
+    (or any name with a non-ASCII capital) would slip past a comparison in SQL.
+    """
+    folded = username.casefold()
+    names = connection.execute(sa.select(USERS.c.username)).scalars()
+    if any(name.casefold() == folded for name in names):
         raise UserConflictError(f"the username {username!r} is taken")
 
 

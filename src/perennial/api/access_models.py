@@ -60,7 +60,11 @@ class CreateApiKeyRequest(_Request):
     name: str = Field(min_length=1, max_length=KEY_NAME_MAX_LENGTH)
     roles: list[Role] = _Roles
     expires_days: int | None = Field(
-        default=None, ge=1, le=3650, description="Days until the key stops working; none: never."
+        default=None,
+        ge=1,
+        le=3650,
+        strict=True,  # JSON true is not 1 day
+        description="Days until the key stops working; none: never.",
     )
 
 

@@ -35,29 +35,48 @@ class BodyLimit:
         if declared is not None and declared > self.limit:
             await _too_large(send, self.limit)
             return
-        received = 0
-        started = False
-
-        async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _BodyTooLargeError
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        exchange = _LimitedExchange(receive, send, self.limit)
         try:
-            await self.app(scope, counted_receive, tracking_send)
+            await self.app(scope, exchange.receive, exchange.send)
         except _BodyTooLargeError:
-            if not started:
-                await _too_large(send, self.limit)
+            await exchange.refuse()
+
+
+class _LimitedExchange:
+    """One request's ``receive`` and ``send``: counts the body, answers 413 past the limit."""
+
+    def __init__(self, receive: Receive, send: Send, limit: int) -> None:
+        self._receive = receive
+        self._send = send
+        self._limit = limit
+        self._received = 0
+        self._started = False
+        self._too_large = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._received += len(message.get("body", b""))
+            if self._received > self._limit:
+                self._too_large = True
+                raise _BodyTooLargeError
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self._too_large:
+            # FastAPI turns any error while reading a body it parses into its own 400
+            # ("error parsing the body"); the answer to a body over the limit is 413.
+            await self.refuse()
+            return
+        if message["type"] == "http.response.start":
+            self._started = True
+        await self._send(message)
+
+    async def refuse(self) -> None:
+        """Answer 413, unless an answer has started already."""
+        if not self._started:
+            self._started = True
+            await _too_large(self._send, self._limit)
 
 
 class _BodyTooLargeError(Exception):

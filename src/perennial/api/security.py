@@ -13,6 +13,7 @@ cookie and needs no CSRF token (no browser attaches it by itself).
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
@@ -107,8 +108,16 @@ def _api_key_principal(state: AppState, token: str) -> Principal | None:
         with state.engine.connect() as connection:
             principal = resolve_api_key(connection, token, datetime.now(UTC))
         if principal is not None:
-            state.keys.put(key_digest, principal)
+            state.keys.put(key_digest, principal, _expiry_deadline(principal))
     return principal
+
+
+def _expiry_deadline(principal: Principal) -> float | None:
+    """The key's expiry on the cache's monotonic clock: a cached key expires on time too."""
+    if principal.expires_at is None:
+        return None
+    remaining = (principal.expires_at - datetime.now(UTC)).total_seconds()
+    return time.monotonic() + remaining
 
 
 def _check_csrf(request: Request, session: WebSession) -> None:

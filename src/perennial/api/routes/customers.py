@@ -234,11 +234,11 @@ def _not_found() -> ApiError:
 
 
 def _visible(request: Request, principal: Principal, customer_id: str) -> bool:
-    """The masking rule of :func:`perennial.access.masking.contact_visible`; operators and
-    admins are answered without a database round trip."""
+    """The masking rule of :func:`perennial.access.masking.contact_visible`; only a signed-in
+    agent (who may hold a task; an API key has no user) costs a database round trip."""
     if principal.sees_personal_data:
         return True
-    if Role.AGENT not in principal.roles:
+    if Role.AGENT not in principal.roles or principal.user_id is None:
         return False
     state: AppState = app_state(request)
     with state.engine.connect() as connection:

@@ -9,11 +9,12 @@ model's time zone. Every role may read.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from perennial.access.roles import Principal, Role
 from perennial.api.errors import ApiError, ErrorBody
@@ -55,8 +56,25 @@ router = APIRouter(
 )
 
 Reader = Annotated[Principal, Depends(require(Role.OPERATOR, Role.AGENT, Role.VIEWER))]
-Start = Annotated[date | None, Query(description="First day (YYYY-MM-DD, local).")]
-End = Annotated[date | None, Query(description="Last day, included; default ``as_of``.")]
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_day(value: object) -> object:
+    """Days as ``YYYY-MM-DD`` only: pydantic alone also reads ``0.0`` or ``86400`` (seconds
+    since 1970) and ``2025-01-01T00:00`` as days, which no client means."""
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+Start = Annotated[
+    date | None, BeforeValidator(_iso_day), Query(description="First day (YYYY-MM-DD, local).")
+]
+End = Annotated[
+    date | None,
+    BeforeValidator(_iso_day),
+    Query(description="Last day, included; default ``as_of``."),
+]
 _STRICT = ConfigDict(extra="forbid")
 
 
