@@ -4,14 +4,16 @@ printed credentials, and find the board's numbers and any customer's 360."""
 from __future__ import annotations
 
 import os
+import queue
 import re
-import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -23,17 +25,31 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _forward_lines(stream: IO[str], lines: queue.SimpleQueue[str]) -> None:
+    try:
+        for line in stream:
+            lines.put(line)
+    except ValueError:  # the test closed the stream after the process ended
+        return
+
+
 def _read_until(process: subprocess.Popen[str], pattern: re.Pattern[str], seconds: float) -> str:
-    """Output so far once ``pattern`` appears in it (fails after ``seconds``)."""
+    """Output so far once ``pattern`` appears in it (fails after ``seconds``).
+
+    A thread reads the lines: ``select`` on the pipe cannot see lines that the text
+    wrapper has already buffered, so several lines arriving at once would stall it.
+    """
     assert process.stdout is not None
+    lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+    threading.Thread(target=_forward_lines, args=(process.stdout, lines), daemon=True).start()
     output = ""
     deadline = time.monotonic() + seconds
     while not pattern.search(output):
-        assert process.poll() is None, f"demo exited early:\n{output}"
         assert time.monotonic() < deadline, f"timed out waiting for {pattern.pattern}:\n{output}"
-        ready, _, _ = select.select([process.stdout], [], [], 1.0)
-        if ready:
-            output += process.stdout.readline()
+        try:
+            output += lines.get(timeout=1.0)
+        except queue.Empty:
+            assert process.poll() is None, f"demo exited early:\n{output}"
     return output
 
 

@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from perennial.config import Settings
+from perennial.ingest import identity_union_find
 from perennial.ingest.identity_lookup import (
     UnknownIdentityError,
     explain_identity,
     parse_identity,
 )
-from perennial.ingest.pipeline import ingest_file
+from perennial.ingest.identity_resolution import (
+    _CONFLICTS_SCHEMA,
+    _MERGES_SCHEMA,
+    CONFLICTS_TABLE,
+    IDENTITIES_SCHEMA,
+    IDENTITIES_TABLE,
+    MERGES_TABLE,
+)
+from perennial.ingest.pipeline import ingest_file, ingest_records
+from perennial.ingest.records import timestamp_text
 from perennial.store.warehouse import Warehouse
 from tests.conftest import NOW
 from tests.ingest.factories import write_text
+from tests.ingest.identity_reference import ReferenceIdentities
 
 
 def _table(
@@ -148,3 +168,155 @@ def test_an_identifier_is_explained_by_its_cluster_and_the_evidence_that_built_i
         explain_identity(settings, parse_identity("email:nobody@example.com"))
     with pytest.raises(UnknownIdentityError, match="TYPE:VALUE"):
         parse_identity("device-7")
+
+
+def test_written_identity_tables_have_exactly_their_declared_schemas(
+    settings: Settings, tmp_path: Path
+) -> None:
+    customers = _customers(
+        tmp_path, "C1,2025-01-01T00:00:00Z,13812345678,", "C2,,13812345678,li@example.com"
+    )
+    ingest_file(customers, settings, table="customers", now=NOW)
+    events = write_text(
+        tmp_path / "events.jsonl",
+        '{"event_id":"E1","anonymous_id":"dev-1","customer_id":"C2","event_type":"login",'
+        '"ts":"2025-02-01T00:00:00Z"}\n',
+    )
+    ingest_file(events, settings, table="events", now=NOW)
+    snapshot = Warehouse(settings.warehouse).snapshot()
+    declared = {
+        IDENTITIES_TABLE: IDENTITIES_SCHEMA,
+        MERGES_TABLE: _MERGES_SCHEMA,
+        CONFLICTS_TABLE: _CONFLICTS_SCHEMA,
+    }
+    for table, schema in declared.items():
+        paths = snapshot.paths(table)
+        assert paths, table
+        for path in paths:  # DuckDB marks columns it knows hold no null as required
+            written = pq.read_schema(path)
+            assert [(f.name, f.type) for f in written] == [(f.name, f.type) for f in schema]
+
+
+# --- against a plain-Python reference, on random evidence ---------------------------------
+
+_TIMES = [datetime(2025, 1, day, 8, tzinfo=UTC) for day in (1, 2, 3)]  # few: ties by line
+_PHONES = ["13800000001", "+86 138 0000 0001", "13800000002", "0086 138-0000-0003"]
+_EMAILS = ["li@example.com", " LI@Example.com ", "wang@example.com", "zhao@example.cn"]
+_CUSTOMER_IDS = [f"C{n}" for n in range(6)]
+_DEVICES = [f"dev-{n}" for n in range(5)]
+
+
+def _maybe(*values: object) -> st.SearchStrategy[Any]:
+    return st.sampled_from([None, *values])
+
+
+_TRAITS = st.fixed_dictionaries(
+    {},
+    optional={
+        "email": st.sampled_from([*_EMAILS, "not-an-email", 0, True, ""]),
+        "phone": st.sampled_from([*_PHONES, 13800000002, "138abcd5678", ""]),
+        "wechat_openid": st.sampled_from(["o-1", " o-2 ", "", 7]),
+        "wechat_unionid": st.sampled_from(["u-1"]),
+        "external_ids": st.dictionaries(
+            st.sampled_from(["crm", "erp", ""]), st.sampled_from(["C-1", 7, " ", True]), max_size=2
+        ),
+        "page": st.just("/"),
+    },
+)
+
+
+def _event(people: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "anonymous_id": _maybe(*_DEVICES, *_DEVICES),
+            "customer_id": st.sampled_from([None, None, *people]),
+            "event_type": st.sampled_from(["identify", "identify", "login", "page_view"]),
+            "ts": st.sampled_from(_TIMES),
+            "properties": st.one_of(st.none(), _TRAITS, _TRAITS),
+        }
+    ).filter(lambda event: event["anonymous_id"] or event["customer_id"])
+
+
+def _customer(customer_id: str) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "customer_id": st.just(customer_id),
+            "created_at": _maybe(*_TIMES),
+            "phone": _maybe(*_PHONES),
+            "email": _maybe(*_EMAILS),
+            "wechat_openid": _maybe("o-1", "o-2"),
+            "wechat_unionid": _maybe("u-1"),
+        }
+    )
+
+
+def _batches(data: st.DataObject) -> list[tuple[str, list[dict[str, Any]]]]:
+    """One to four batches of customers (each id once overall) or events, among none, one
+    or several known customers (no conflicts possible with fewer than two)."""
+    people = _CUSTOMER_IDS[: data.draw(st.sampled_from([0, 1, 2, len(_CUSTOMER_IDS)]))]
+    unused = list(people)
+    batches: list[tuple[str, list[dict[str, Any]]]] = []
+    for _ in range(data.draw(st.integers(1, 4))):
+        if unused and data.draw(st.booleans()):
+            chosen = data.draw(
+                st.lists(st.sampled_from(unused), min_size=1, max_size=4, unique=True)
+            )
+            unused = [c for c in unused if c not in chosen]
+            batches.append(("customers", [data.draw(_customer(c)) for c in chosen]))
+        else:
+            events = st.lists(_event(people), min_size=1, max_size=12)
+            batches.append(("events", data.draw(events)))
+    return batches
+
+
+def _as_record(row: dict[str, Any], table: str, number: int) -> dict[str, Any]:
+    record = {k: timestamp_text(v) if isinstance(v, datetime) else v for k, v in row.items()}
+    if table == "events":
+        record["event_id"] = f"E{number}"
+    return record
+
+
+@pytest.mark.slow
+@settings_(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.sampled_from([1, 5, identity_union_find.CHUNK_SIZE]))
+def test_resolution_matches_a_plain_python_reference_on_random_evidence(
+    data: st.DataObject, chunk_size: int
+) -> None:
+    reference = ReferenceIdentities()
+    expected_merges, expected_conflicts = (
+        Counter[tuple[object, ...]](),
+        Counter[tuple[object, ...]](),
+    )
+    with (
+        tempfile.TemporaryDirectory() as home,
+        patch.object(identity_union_find, "CHUNK_SIZE", chunk_size),
+    ):
+        store = Settings(home=Path(home))
+        for number, (table, rows) in enumerate(_batches(data)):
+            source = f"batch-{number}.jsonl"
+            records = [_as_record(row, table, number * 100 + i) for i, row in enumerate(rows)]
+            report = ingest_records(records, store, table=table, source=source, now=NOW)
+            assert (report.accepted, report.quarantined) == (len(rows), 0)
+            merges, conflicts = reference.apply(table, rows, source, NOW)
+            assert (report.identity_merges, report.identity_conflicts) == (
+                len(merges),
+                len(conflicts),
+            )
+            expected_merges.update(merges)
+            expected_conflicts.update(conflicts)
+
+        stored = _rows(store, "identities", "*")
+        assert {(t, v): (c, u, s) for t, v, c, u, s in stored} == reference.identities()
+        assert len(stored) == len(reference.identities())
+        assert Counter(_rows(store, "identity_merges", _EVIDENCE)) == expected_merges
+        assert Counter(_rows(store, "identity_conflicts", _EVIDENCE)) == expected_conflicts
+
+
+_EVIDENCE = "* EXCLUDE (batch_id)"
+
+
+def _rows(settings: Settings, table: str, columns: str) -> list[tuple[object, ...]]:
+    """Every row of ``table`` (none when it has no file yet)."""
+    if not Warehouse(settings.warehouse).snapshot().paths(table):
+        return []
+    return _table(settings, table, columns)

@@ -74,3 +74,66 @@ def test_a_200_mb_file_needs_no_more_memory_than_a_file_half_its_size(tmp_path: 
     assert half_run[:2] == (ROWS // 2, 0)
     # Streaming: doubling the file (+100 MB) must not grow the peak by anything like it.
     assert full_run[2] < half_run[2] * 1.2 + 50, f"peaks {half_run[2]} -> {full_run[2]} MB"
+
+
+CUSTOMERS = 1_000_000
+_IDENTITY_RUN = """
+import resource, sys
+from pathlib import Path
+from perennial.config import Settings
+from perennial.ingest.pipeline import ingest_file
+settings = Settings(home=Path(sys.argv[2]), duckdb_memory_limit="512MB")
+report = ingest_file(Path(sys.argv[1]), settings, table="customers")
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(report.accepted, report.identity_merges, report.identity_conflicts, int(peak_mb))
+"""
+
+
+def _write_customers(path: Path, rows: int) -> Path:
+    """Customers with a phone, an e-mail and a WeChat openid each: three merges a row."""
+    numbers = np.arange(rows)
+    digits = np.char.zfill((numbers * 7919 % 10**8).astype(str), 8)
+    table = pa.table(
+        {
+            "customer_id": pa.array(np.char.add("C", numbers.astype(str))),
+            "created_at": pa.array(np.full(rows, "2025-01-01T00:00:00Z")),
+            "phone": pa.array(np.char.add("139", digits)),
+            "email": pa.array(np.char.add(np.char.add("u", numbers.astype(str)), "@example.com")),
+            "wechat_openid": pa.array(np.char.add("o-", numbers.astype(str))),
+        }
+    )
+    pacsv.write_csv(table, path)
+    return path
+
+
+def _resolve_peak_mb(source: Path, home: Path) -> tuple[int, int, int, int]:
+    """Ingest customers in a fresh process; (accepted, merges, conflicts, peak RSS in MB)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _IDENTITY_RUN, str(source), str(home)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    accepted, merges, conflicts, peak_mb = (int(v) for v in result.stdout.split())
+    return accepted, merges, conflicts, peak_mb
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_identities_of_a_million_customers_resolve_within_a_512_mb_duckdb_limit(
+    tmp_path: Path,
+) -> None:
+    # Three million links between four million identifiers: about 1 GB of DuckDB work
+    # tables (twice the limit, so they spill); the Python graph resolution used before
+    # held about 5 GB of objects for this file.
+    full = _write_customers(tmp_path / "full.csv", CUSTOMERS)
+    half = _write_customers(tmp_path / "half.csv", CUSTOMERS // 2)
+
+    full_run = _resolve_peak_mb(full, tmp_path / "full-home")
+    half_run = _resolve_peak_mb(half, tmp_path / "half-home")
+
+    assert full_run[:3] == (CUSTOMERS, 3 * CUSTOMERS, 0)
+    assert half_run[:3] == (CUSTOMERS // 2, 3 * CUSTOMERS // 2, 0)
+    # Bounded: twice the evidence must not grow the peak by anything like twice.
+    assert full_run[3] < half_run[3] * 1.3 + 50, f"peaks {half_run[3]} -> {full_run[3]} MB"

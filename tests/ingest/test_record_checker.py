@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -69,9 +70,9 @@ def test_concurrent_callers_each_get_their_own_verdicts_from_shared_passes(
     ]
     for thread in threads:
         thread.start()
-    while sum(t.is_alive() for t in threads) and len(passes) < 1:
-        threading.Event().wait(0.01)
-    threading.Event().wait(0.3)
+    deadline = time.monotonic() + 30
+    while (len(passes) < 1 or checker.waiting() < len(threads) - 1) and time.monotonic() < deadline:
+        threading.Event().wait(0.01)  # until the first pass runs and every other caller queued
     release.set()
     for thread in threads:
         thread.join()

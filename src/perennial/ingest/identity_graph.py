@@ -15,6 +15,10 @@ Three rules make the result safe to act on and reproducible:
   its customer node, else its smallest node key.
 * Every merge is recorded (:class:`MergeRecord`) with the link that caused it,
   so "why is this device Li Ming's" has an answer (:meth:`IdentityGraph.explain`).
+
+This class is the rules' definition, in memory, for small graphs. Ingest applies
+the same rules to files of millions of rows on columns, in bounded memory
+(:mod:`perennial.ingest.identity_resolution`); tests hold both to one reference.
 """
 
 from __future__ import annotations

@@ -6,6 +6,18 @@ id, and ``identify`` events whose properties name an e-mail, phone, WeChat id
 or external ids: linked to the event's anonymous id, else its customer). Only
 the clusters the batch touches are loaded, so the cost follows the batch, not
 the size of the graph. The result commits with the batch's data.
+
+The rules are :class:`perennial.ingest.identity_graph.IdentityGraph`'s; the work
+is done on columns so that a file of millions of customers resolves in memory
+bounded by ``duckdb_memory_limit`` (a Python graph of it took 5 GB per million):
+
+1. evidence as views over the batch's files (:mod:`~perennial.ingest.identity_evidence`);
+2. the touched graph, its components and their shapes as DuckDB tables
+   (:mod:`~perennial.ingest.identity_batch_graph`);
+3. the few components whose order matters replayed in Python, a chunk of whole
+   components at a time (:mod:`~perennial.ingest.identity_union_find`);
+4. memberships written here, merges and conflicts by
+   :mod:`~perennial.ingest.identity_history`.
 """
 
 from __future__ import annotations
@@ -14,11 +26,26 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
-import orjson
 import pyarrow as pa
 
-from perennial.ingest.identifiers import normalize_email, normalize_phone
-from perennial.ingest.identity_graph import IdentityGraph, Link, Membership, Node
+from perennial.ingest.identity_batch_graph import COMPS, GROUPS, NODES, WORK_TABLES, build_graph
+from perennial.ingest.identity_evidence import LINKS, SIGHTINGS, TRAITS, extract_evidence
+from perennial.ingest.identity_history import (
+    CONFLICTS_TABLE,
+    HISTORY_TABLES,
+    MERGES_TABLE,
+    Evidence,
+    write_conflicts,
+    write_merges,
+)
+from perennial.ingest.identity_union_find import (
+    ACTIVE,
+    CANDIDATES,
+    CONFLICT_RIDS,
+    MERGE_RIDS,
+    SPLIT_RIDS,
+    replay_links,
+)
 from perennial.schema.tables import Table
 from perennial.store.warehouse import Transaction
 
@@ -27,13 +54,13 @@ __all__ = [
     "IDENTITIES_SCHEMA",
     "IDENTITIES_TABLE",
     "MERGES_TABLE",
+    "Evidence",
     "IdentityOutcome",
+    "resolve_evidence",
     "resolve_identities",
 ]
 
 IDENTITIES_TABLE = "identities"
-MERGES_TABLE = "identity_merges"
-CONFLICTS_TABLE = "identity_conflicts"
 _TS = pa.timestamp("us", tz="UTC")
 IDENTITIES_SCHEMA = pa.schema(
     [
@@ -71,7 +98,7 @@ _CONFLICTS_SCHEMA = pa.schema(
         ("batch_id", pa.string()),
     ]
 )
-_CUSTOMER_IDENTIFIERS = ("phone", "email", "wechat_openid", "wechat_unionid")
+_CHANGED = "identity_changed"
 
 
 @dataclass(frozen=True)
@@ -96,213 +123,97 @@ def resolve_identities(
     con.read_parquet(new_files, hive_partitioning=False).filter(
         duckdb.ColumnExpression("_batch_id") == duckdb.ConstantExpression(txn.batch_id)
     ).to_view("batch_rows", replace=True)
-    if table.name == "customers":
-        nodes, links = _customer_evidence(con, clock)
-    else:
-        nodes, links = _event_evidence(con, phone_region)
-    if not nodes and not links:
-        return IdentityOutcome(0, 0)
-    graph = IdentityGraph.from_memberships(_touched_memberships(con, txn, nodes, links))
-    for node, at in nodes:
-        graph.add_node(node, at)
-    for link in links:
-        graph.link(link)
-    _write_memberships(con, txn, graph.changed_memberships())
-    _write_history(txn, graph)
-    return IdentityOutcome(len(graph.merges), len(graph.conflicts))
+    try:
+        if not extract_evidence(con, table.name, new_files, txn.batch_id, clock, phone_region):
+            return IdentityOutcome(0, 0)
+        return resolve_evidence(con, txn, Evidence(table.name, _source_file(con), txn.batch_id))
+    finally:
+        _drop_work_tables(con)
 
 
-def _customer_evidence(
-    con: duckdb.DuckDBPyConnection, clock: datetime
-) -> tuple[list[tuple[Node, datetime]], list[Link]]:
-    rows = con.execute(
-        f"""
-        SELECT customer_id, coalesce(created_at, ?) AS seen_at, _source_file, _source_line,
-               {", ".join(_CUSTOMER_IDENTIFIERS)}
-        FROM batch_rows ORDER BY seen_at, _source_line
-        """,  # noqa: S608 (fixed column names)
-        [clock],
-    ).fetchall()
-    nodes: list[tuple[Node, datetime]] = []
-    links: list[Link] = []
-    for customer_id, at, source_file, line, *identifiers in rows:
-        customer = Node("customer_id", customer_id)
-        nodes.append((customer, at))
-        for kind, value in zip(_CUSTOMER_IDENTIFIERS, identifiers, strict=True):
-            if value is not None:
-                links.append(
-                    Link(
-                        customer,
-                        Node(kind, value),
-                        f"customer record {kind}",
-                        at,
-                        source_file,
-                        line,
-                    )
-                )
-    return nodes, links
+def resolve_evidence(
+    con: duckdb.DuckDBPyConnection, txn: Transaction, evidence: Evidence
+) -> IdentityOutcome:
+    """Apply the links and sightings already in ``identity_links``/``identity_sightings``
+    (:mod:`perennial.ingest.identity_evidence`) to the stored graph, within ``txn``."""
+    build_graph(con, txn.paths(IDENTITIES_TABLE))
+    _, conflicts = replay_links(con)
+    _write_memberships(con, txn)
+    merges = write_merges(con, txn, evidence)
+    return IdentityOutcome(merges, write_conflicts(con, txn, evidence) if conflicts else 0)
 
 
-def _event_evidence(
-    con: duckdb.DuckDBPyConnection, phone_region: str
-) -> tuple[list[tuple[Node, datetime]], list[Link]]:
-    anonymous = con.execute(
-        """
-        SELECT anonymous_id, min(ts) FROM batch_rows
-        WHERE anonymous_id IS NOT NULL GROUP BY anonymous_id ORDER BY anonymous_id
-        """
-    ).fetchall()
-    nodes = [(Node("anonymous_id", anon), at) for anon, at in anonymous]
-    rows = con.execute(
-        """
-        SELECT customer_id, anonymous_id, event_type, ts, properties, _source_file, _source_line
-        FROM batch_rows
-        WHERE (anonymous_id IS NOT NULL AND customer_id IS NOT NULL) OR event_type = 'identify'
-        ORDER BY ts, _source_line
-        """
-    ).fetchall()
-    links: list[Link] = []
-    for customer_id, anonymous_id, event_type, ts, properties, source_file, line in rows:
-        customer = Node("customer_id", customer_id) if customer_id is not None else None
-        device = Node("anonymous_id", anonymous_id) if anonymous_id is not None else None
-        reason = "identify event" if event_type == "identify" else f"{event_type} event"
-        if device is not None and customer is not None:
-            links.append(Link(device, customer, reason, ts, source_file, line))
-        subject = device or customer
-        if event_type == "identify" and properties and subject is not None:
-            for trait in _traits(properties, phone_region):
-                links.append(
-                    Link(subject, trait, f"identify event {trait.kind}", ts, source_file, line)
-                )
-    return nodes, links
+def _source_file(con: duckdb.DuckDBPyConnection) -> str:
+    """The batch's one source file (kept out of the link tables: millions of copies)."""
+    files = con.execute("SELECT DISTINCT _source_file FROM batch_rows").fetchall()
+    if len(files) != 1:
+        raise ValueError(f"a batch reads one source file, this one {len(files)}")
+    return str(files[0][0])
 
 
-def _traits(properties: str, phone_region: str) -> list[Node]:
-    """Identifiers an identify event names: e-mail and phone (normalised like customer
-    records), WeChat ids, and ``external_ids`` (``{"crm": "C-1"}`` -> ``external_id:crm:C-1``)."""
-    values = orjson.loads(properties)
-    traits: list[Node] = []
-    email = normalize_email(str(values["email"])) if values.get("email") else None
-    phone = normalize_phone(str(values["phone"]), phone_region) if values.get("phone") else None
-    if email:
-        traits.append(Node("email", email))
-    if phone:
-        traits.append(Node("phone", phone))
-    for kind in ("wechat_openid", "wechat_unionid"):
-        value = values.get(kind)
-        if isinstance(value, str) and value.strip():
-            traits.append(Node(kind, value.strip()))
-    external = values.get("external_ids")
-    if isinstance(external, dict):
-        for system, value in sorted(external.items()):
-            if isinstance(value, str | int) and str(value).strip() and system:
-                traits.append(Node("external_id", f"{system}:{str(value).strip()}"))
-    return traits
+def _write_memberships(con: duckdb.DuckDBPyConnection, txn: Transaction) -> None:
+    """Rewrite the identities table with the changed rows replacing their old versions.
 
-
-def _touched_memberships(
-    con: duckdb.DuckDBPyConnection,
-    txn: Transaction,
-    nodes: list[tuple[Node, datetime]],
-    links: list[Link],
-) -> list[Membership]:
-    """Stored memberships of every cluster that one of the batch's nodes belongs to."""
-    stored = txn.paths(IDENTITIES_TABLE)
-    if not stored:
-        return []
-    touched = {node for node, _ in nodes} | {n for link in links for n in (link.a, link.b)}
-    keys = pa.table(
-        {
-            "identity_type": [n.kind for n in touched],
-            "identity_value": [n.value for n in touched],
-        }
-    )
-    con.register("batch_nodes", keys)
-    rows = con.execute(
-        """
-        WITH stored AS (SELECT * FROM read_parquet(?))
-        SELECT identity_type, identity_value, cluster_id, customer_id, first_seen_at FROM stored
-        WHERE cluster_id IN (
-            SELECT s.cluster_id FROM stored s
-            JOIN batch_nodes b USING (identity_type, identity_value))
-        """,
-        [stored],
-    ).fetchall()
-    con.unregister("batch_nodes")
-    return [
-        Membership(Node(kind, value), cluster, customer, seen)
-        for kind, value, cluster, customer, seen in rows
-    ]
-
-
-def _write_memberships(
-    con: duckdb.DuckDBPyConnection, txn: Transaction, changed: list[Membership]
-) -> None:
-    """Rewrite the identities table with the changed rows replacing their old versions."""
-    if not changed:
-        return
-    updates = pa.Table.from_pylist(
-        [
-            {
-                "identity_type": m.node.kind,
-                "identity_value": m.node.value,
-                "cluster_id": m.cluster_id,
-                "customer_id": m.customer_id,
-                "first_seen_at": m.first_seen_at,
-            }
-            for m in changed
-        ],
-        schema=IDENTITIES_SCHEMA,
-    )
+    Changed: new nodes, and nodes whose cluster, customer or first sighting differs
+    from the stored row (an earlier sighting must be stored, or the next batch would
+    lose it). A component with at most one customer is one cluster; the clusters of
+    one with several come from the replay.
+    """
+    changed = f"""
+        WITH split AS (
+            SELECT node.nid, {_key("cluster")} AS cluster_id,
+                   customer.identity_value AS customer_id
+            FROM {SPLIT_RIDS} s
+            JOIN {ACTIVE} node ON node.rid = s.rid
+            JOIN {ACTIVE} cluster ON cluster.rid = s.cluster_rid
+            LEFT JOIN {ACTIVE} customer ON customer.rid = s.customer_rid),
+        final AS (
+            SELECT n.identity_type, n.identity_value,
+                   CASE WHEN c.kind = 'split' THEN s.cluster_id ELSE c.cluster_id END
+                       AS cluster_id,
+                   CASE WHEN c.kind = 'split' THEN s.customer_id ELSE c.customer_id END
+                       AS customer_id,
+                   least(n.stored_seen, n.batch_seen) AS first_seen_at,
+                   n.stored, n.stored_cluster, n.stored_customer, n.stored_seen
+            FROM {NODES} n JOIN {GROUPS} g USING (grp) JOIN {COMPS} c USING (comp)
+            LEFT JOIN split s USING (nid))
+        SELECT identity_type, identity_value, cluster_id, customer_id, first_seen_at
+        FROM final
+        WHERE NOT stored
+           OR cluster_id IS DISTINCT FROM stored_cluster
+           OR customer_id IS DISTINCT FROM stored_customer
+           OR first_seen_at IS DISTINCT FROM stored_seen
+        """  # noqa: S608 (fixed table names)
     old = txn.files(IDENTITIES_TABLE)
-    if not old:
-        txn.append_arrow(IDENTITIES_TABLE, updates)
+    if not old:  # the first batch: every row is new (an empty result adds no file)
+        txn.append_query(con, IDENTITIES_TABLE, changed, partition_expr=None)
         return
-    con.register("identity_updates", updates)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_CHANGED} AS {changed}")
+    found = con.execute(f"SELECT count(*) FROM {_CHANGED}").fetchone()  # noqa: S608
+    if not found or not found[0]:
+        return
     txn.replace_files(IDENTITIES_TABLE, old, [])
     txn.append_query(
         con,
         IDENTITIES_TABLE,
-        """
-        SELECT * FROM read_parquet(?, hive_partitioning = false) s ANTI JOIN identity_updates u
-            USING (identity_type, identity_value)
-        UNION ALL SELECT * FROM identity_updates
-        """,
+        f"""
+        SELECT * FROM read_parquet(?, hive_partitioning = false) s
+        ANTI JOIN {_CHANGED} u USING (identity_type, identity_value)
+        UNION ALL SELECT * FROM {_CHANGED}
+        """,  # noqa: S608 (fixed table names)
         partition_expr=None,
         params=[[str(txn.warehouse.root / f.path) for f in old]],
     )
-    con.unregister("identity_updates")
 
 
-def _write_history(txn: Transaction, graph: IdentityGraph) -> None:
-    merges = [
-        {
-            "merged_at": m.merged_at,
-            "node_a": m.node_a_key,
-            "node_b": m.node_b_key,
-            "from_cluster": m.from_cluster,
-            "into_cluster": m.into_cluster,
-            "customer_id": m.customer_id,
-            "reason": m.reason,
-            "source_file": m.source_file,
-            "source_line": m.source_line,
-            "batch_id": txn.batch_id,
-        }
-        for m in graph.merges
-    ]
-    conflicts = [
-        {
-            "at": c.at,
-            "node_a": c.node_a_key,
-            "node_b": c.node_b_key,
-            "customer_a": c.customer_a,
-            "customer_b": c.customer_b,
-            "reason": c.reason,
-            "source_file": c.source_file,
-            "source_line": c.source_line,
-            "batch_id": txn.batch_id,
-        }
-        for c in graph.conflicts
-    ]
-    txn.append_arrow(MERGES_TABLE, pa.Table.from_pylist(merges, schema=_MERGES_SCHEMA))
-    txn.append_arrow(CONFLICTS_TABLE, pa.Table.from_pylist(conflicts, schema=_CONFLICTS_SCHEMA))
+def _key(alias: str) -> str:
+    return f"{alias}.identity_type || ':' || {alias}.identity_value"
+
+
+def _drop_work_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Free the batch's work tables (the connection lives on for the rest of the ingest)."""
+    names = (*WORK_TABLES, TRAITS, ACTIVE, CANDIDATES, MERGE_RIDS, CONFLICT_RIDS, SPLIT_RIDS)
+    for name in (*names, *HISTORY_TABLES, _CHANGED):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    for view in (LINKS, SIGHTINGS, "batch_rows"):
+        con.execute(f"DROP VIEW IF EXISTS {view}")

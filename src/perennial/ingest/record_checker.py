@@ -57,6 +57,10 @@ class RecordChecker:
             self._queue.put(None)
             thread.join()
 
+    def waiting(self) -> int:
+        """How many checks are queued behind the one being run (for monitoring)."""
+        return self._queue.qsize()
+
     def check(
         self, records: Sequence[dict[str, Any]], table: str, *, now: datetime
     ) -> list[RecordProblem]:
