@@ -6,8 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
-from perennial.access.masking import contact_visible, mask_email, mask_phone
+from perennial.access.masking import (
+    _mask_phone_spelling,
+    contact_visible,
+    mask_email,
+    mask_phone,
+)
 from perennial.access.roles import Principal, Role
 from perennial.access.tables import SERVICE_TASKS, USERS
 from perennial.config import Settings
@@ -25,6 +32,12 @@ from perennial.store.operational import create_engine_for, migrate
 )
 def test_phones_keep_the_first_three_and_last_four_digits(phone: str, masked: str) -> None:
     assert mask_phone(phone) == masked
+
+
+@given(national=st.text(alphabet="0123456789", min_size=0, max_size=20))
+def test_the_e164_shortcut_masks_exactly_like_the_general_rule(national: str) -> None:
+    phone = f"+86{national}"
+    assert mask_phone(phone) == _mask_phone_spelling(phone)
 
 
 @pytest.mark.parametrize(

@@ -711,7 +711,7 @@ def test_an_unexpected_error_is_a_bare_500(target: Target) -> None:
 
     target.app.dependency_overrides[serving_store] = exploding
     try:
-        response = target.client.get("/v1/customers/C0000001", headers=target.admin)
+        response = target.client.get("/v1/customers", headers=target.admin)
     finally:
         target.app.dependency_overrides.clear()
     assert response.status_code == 500

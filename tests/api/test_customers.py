@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from perennial.access.audit import query_audit
-from perennial.access.roles import Principal, Role
-from perennial.access.tables import SERVICE_TASKS, USERS
+from perennial.access.roles import Role
+from perennial.access.tables import SERVICE_TASKS
 from perennial.api.customer_views import (
     Customer360,
     CustomerListItem,
@@ -25,9 +25,9 @@ from perennial.api.customer_views import (
     TimelinePage,
 )
 from perennial.api.pagination import encode_cursor
-from perennial.api.security import authenticate
 from perennial.api.serving import UNAVAILABLE_MESSAGE
 from perennial.config import Settings
+from tests.api.accounts import add_account, sign_in
 from tests.api.conftest import KeyFor
 from tests.serving.demo_store import CRM_CUSTOMER, CRM_ID, TRICKY_ID, DemoStore, demo_store
 
@@ -228,36 +228,21 @@ def test_a_tampered_timeline_cursor_is_a_400_naming_the_cursor(
 # --- masking and audit ------------------------------------------------------------------
 
 
-def _as_agent_holding(app: FastAPI, customer_id: str, status: str) -> None:
-    """Sign requests in as an agent user who has a service task for ``customer_id``."""
-    now = datetime.now(UTC)
+def _as_agent_holding(app: FastAPI, client: TestClient, customer_id: str, status: str) -> None:
+    """Sign ``client`` in as the agent ``agent1``, who has a service task for ``customer_id``."""
+    agent = add_account(app, "agent1", Role.AGENT)
+    sign_in(client, agent)
     with app.state.perennial.engine.begin() as connection:
-        connection.execute(
-            USERS.insert().values(
-                user_id="u-agent-1",
-                username="agent1",
-                display_name="Agent One",
-                password_hash="not-used",
-                roles="agent",
-                disabled=False,
-                failed_logins=0,
-                created_at=now,
-            )
-        )
         connection.execute(
             SERVICE_TASKS.insert().values(
                 task_id="t-1",
                 customer_id=customer_id,
-                assignee="u-agent-1",
+                assignee=agent.user_id,
                 status=status,
                 title="call back",
-                created_at=now,
+                created_at=datetime.now(UTC),
             )
         )
-    principal = Principal(
-        subject="user:agent1", roles=frozenset({Role.AGENT}), via="session", user_id="u-agent-1"
-    )
-    app.dependency_overrides[authenticate] = lambda: principal
 
 
 def _assert_masked(view: Customer360, phone: str, email: str) -> None:
@@ -327,7 +312,7 @@ def test_an_agent_holding_an_open_task_for_the_customer_sees_contacts_and_is_aud
         "SELECT customer_id FROM customers WHERE phone IS NOT NULL AND customer_id <> ? LIMIT 1",
         (customer_id,),
     ).fetchone()[0]
-    _as_agent_holding(app, customer_id, "open")
+    _as_agent_holding(app, client, customer_id, "open")
 
     held = Customer360.model_validate(client.get(f"/v1/customers/{customer_id}").json())
     not_held = Customer360.model_validate(client.get(f"/v1/customers/{other}").json())
@@ -342,7 +327,7 @@ def test_an_agent_whose_task_is_done_sees_contacts_masked_again(
     app: FastAPI, client: TestClient, store: sqlite3.Connection
 ) -> None:
     customer_id, phone, email = _contact_customer(store)
-    _as_agent_holding(app, customer_id, "done")
+    _as_agent_holding(app, client, customer_id, "done")
     view = Customer360.model_validate(client.get(f"/v1/customers/{customer_id}").json())
     _assert_masked(view, phone, email)
     assert _views(app) == []

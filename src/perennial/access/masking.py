@@ -20,6 +20,14 @@ OPEN_TASK_STATUSES = ("open", "in_progress")
 def mask_phone(phone: str) -> str:
     """``+8613812345678`` -> ``+86138****5678``; keeps the first three and last four digits of
     the national number so an agent can confirm a number the customer reads out."""
+    if phone.startswith("+86") and len(phone) >= 13 and phone[1:].isdigit():
+        # stored numbers are E.164: mask by slicing (a 360 masks one or two per request)
+        return f"{phone[:6]}{'*' * (len(phone) - 10)}{phone[-4:]}"
+    return _mask_phone_spelling(phone)
+
+
+def _mask_phone_spelling(phone: str) -> str:
+    """Any spelling (spaces, dashes, no country code): hide digits by position."""
     digits = [i for i, char in enumerate(phone) if char.isdigit()]
     if len(digits) < 8:
         return "*" * len(phone)

@@ -19,7 +19,7 @@ from perennial.api.errors import ApiError
 from perennial.api.state import app_state
 from perennial.serving import ServingStore, ServingUnavailableError
 
-__all__ = ["UNAVAILABLE_MESSAGE", "Serving", "read", "serving_store"]
+__all__ = ["UNAVAILABLE_MESSAGE", "Serving", "read", "serving_of", "serving_store"]
 
 UNAVAILABLE_MESSAGE = (
     "customer data is not available yet: the serving store is missing or out of date; "
@@ -32,6 +32,12 @@ _log = logging.getLogger("perennial.api")
 
 async def serving_store(request: Request) -> ServingStore:
     """The app's store (async: FastAPI would run a plain function in a worker thread)."""
+    return serving_of(request)
+
+
+def serving_of(request: Request) -> ServingStore:
+    """The app's store, for the hottest endpoints: a plain call costs less than the
+    dependency level :data:`Serving` adds (about 10 us a request)."""
     store = getattr(request.app.state, "serving", None)
     if not isinstance(store, ServingStore):
         store = ServingStore(app_state(request).settings.serving_database)

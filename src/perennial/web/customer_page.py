@@ -30,7 +30,6 @@ from perennial.api.serving import Serving
 from perennial.api.state import app_state
 from perennial.lifecycle.flows import NEW
 from perennial.serving.board import Board
-from perennial.serving.store import ServingStore
 from perennial.web.board_data import board_or_none, no_data_page, styles_for
 from perennial.web.charts import stage_timeline_figure
 from perennial.web.customer_card import detail_facts, feature_sections, key_facts
@@ -79,10 +78,10 @@ async def customer_page(
     if board is None:
         return no_data_page(request, viewer, "customer.title")
     if part == TIMELINE_PART:
-        return await _timeline_part(request, viewer, serving, customer_id, cursor)
+        return await _timeline_part(request, viewer, customer_id, cursor)
     try:
-        answer = await customer_360(customer_id, viewer.principal, serving, request)
-        later = await _timeline(request, viewer, serving, customer_id, cursor) if cursor else None
+        answer = await customer_360(customer_id, viewer.principal, request)
+        later = await _timeline(request, viewer, customer_id, cursor) if cursor else None
     except ApiError as error:
         return _refused(request, viewer, customer_id, error)
     view = Customer360.model_validate_json(bytes(answer.body))
@@ -106,14 +105,13 @@ async def customer_page(
 
 
 async def _timeline(
-    request: Request, viewer: Viewer, serving: ServingStore, customer_id: str, cursor: str
+    request: Request, viewer: Viewer, customer_id: str, cursor: str
 ) -> TimelinePage | None:
     """The timeline page after ``cursor``; ``None`` when the API refuses the cursor."""
     try:
         answer = await customer_timeline(
             customer_id,
             viewer.principal,
-            serving,
             request,
             cursor=cursor,
             limit=FIRST_TIMELINE_PAGE,
@@ -128,14 +126,13 @@ async def _timeline(
 async def _timeline_part(
     request: Request,
     viewer: Viewer,
-    serving: ServingStore,
     customer_id: str,
     cursor: str | None,
 ) -> Response:
     if not cursor:
         return render_error(request, 400)
     try:
-        page = await _timeline(request, viewer, serving, customer_id, cursor)
+        page = await _timeline(request, viewer, customer_id, cursor)
     except ApiError as error:
         return render_error(request, error.status)
     if page is None:

@@ -33,7 +33,7 @@ from perennial.api.errors import ApiError, ErrorBody
 from perennial.api.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from perennial.api.responses import JsonResponse
 from perennial.api.security import require
-from perennial.api.serving import Serving, read
+from perennial.api.serving import Serving, read, serving_of
 from perennial.api.state import AppState, app_state
 from perennial.lifecycle.tiers import ValueTier
 from perennial.serving.board import Board, load_board
@@ -146,14 +146,13 @@ def customer_search(
 async def customer_timeline(
     customer_id: CustomerId,
     principal: Reader,
-    serving: Serving,
     request: Request,
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> Response:
     before = _timeline_cursor(cursor)
     with read():
-        connection = serving.connection()
+        connection = serving_of(request).connection()
         if not customer_exists(connection, customer_id):
             raise _not_found()
         rows = timeline_rows(connection, customer_id, before=before, limit=limit + 1)
@@ -169,11 +168,10 @@ async def customer_timeline(
     responses=_NOT_FOUND,
     summary="The customer 360",
 )
-async def customer_360(
-    customer_id: CustomerId, principal: Reader, serving: Serving, request: Request
-) -> Response:
+async def customer_360(customer_id: CustomerId, principal: Reader, request: Request) -> Response:
     """Profile, RFM, value tier, stage and its history, identities, attributes and the first
     page of the timeline."""
+    serving = serving_of(request)
     with read():
         reading = serving.reading()
         codec = serving.cached("documents", document_codec, reading)
