@@ -39,3 +39,31 @@ def test_openapi_lists_versioned_paths(client: TestClient) -> None:
     assert "/v1/ping" in document["paths"]
     assert all(path.startswith(("/v1/", "/healthz", "/readyz")) for path in document["paths"])
     assert client.get("/docs").status_code == 200
+
+
+def test_openapi_says_how_to_authenticate_and_which_roles_each_operation_admits(
+    client: TestClient,
+) -> None:
+    document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerKey"]["scheme"] == "bearer"
+    assert (schemes["apiKeyHeader"]["in"], schemes["apiKeyHeader"]["name"]) == (
+        "header",
+        "X-API-Key",
+    )
+    assert schemes["sessionCookie"]["in"] == "cookie"
+    paths = document["paths"]
+    secured = {
+        f"{method.upper()} {path}"
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if operation.get("security")
+    }
+    public = {"GET /healthz", "GET /readyz", "GET /v1/ping", "POST /v1/auth/login"}
+    every = {f"{m.upper()} {p}" for p, operations in paths.items() for m in operations}
+    assert secured == every - public
+    assert paths["/v1/admin/users"]["get"]["description"].endswith("Roles: admin.")
+    assert "Roles: admin, operator." in paths["/v1/track"]["post"]["description"]
+    assert "agent" in paths["/v1/customers/{customer_id}"]["get"]["description"]
+    assert paths["/v1/auth/me"]["get"]["description"].endswith("any signed-in caller.")
+    assert client.get("/openapi.json").json() == document  # marked once, not per call

@@ -16,7 +16,7 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from starlette.responses import Response
@@ -32,6 +32,7 @@ __all__ = [
     "CSRF_HEADER",
     "UNSAFE_METHODS",
     "Caller",
+    "admitted_roles",
     "authenticate",
     "clear_session_cookie",
     "csrf_matches",
@@ -128,6 +129,18 @@ def _check_csrf(request: Request, session: WebSession) -> None:
         raise ApiError(403, "csrf_failed", message)
 
 
+_ADMITTED: dict[Callable[..., Any], frozenset[Role]] = {}
+"""The roles each dependency made by :func:`require` admits (admin included)."""
+
+
+def admitted_roles(dependency: Callable[..., Any]) -> frozenset[Role] | None:
+    """The roles ``dependency`` admits when it authenticates the caller (empty: any
+    signed-in caller), else ``None`` (for the OpenAPI document)."""
+    if dependency is authenticate:
+        return frozenset()
+    return _ADMITTED.get(dependency)
+
+
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting callers that hold one of ``roles`` (admins always)."""
     admitted = frozenset(roles)
@@ -141,6 +154,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
             raise ApiError(403, "forbidden", f"this needs one of the roles: {needed}")
         return principal
 
+    _ADMITTED[check] = admitted | {Role.ADMIN}
     return check
 
 
