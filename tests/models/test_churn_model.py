@@ -10,6 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.calibration import calibration_curve as sklearn_calibration_curve
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
@@ -22,10 +25,12 @@ from perennial.models.churn_labels import (
     labelled_rows,
 )
 from perennial.models.churn_model import (
+    CALIBRATION_BINS,
     CHURN_FEATURES,
     CLIP,
     Calibrator,
     ChurnModel,
+    calibration_curve,
     churn_metrics,
     fit_calibrator,
     train_churn_model,
@@ -278,3 +283,73 @@ def test_sigmoid_calibration_serves_small_calibration_sets_and_stays_monotone() 
     assert np.all(np.diff(calibrated) >= 0)
     assert abs(calibrated.mean() - churned.mean()) < 0.1
     assert Calibrator.from_json(calibrator.to_json()) == calibrator
+
+
+# --- the validation calibration curve stored with the model ---
+
+
+def test_the_metadata_holds_the_validation_calibration_curve_scikit_learn_would_draw(
+    demo_model: ChurnModel, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    demo = churn_demo(tmp_path_factory)
+    cutoff = datetime.fromisoformat(demo_model.metadata["cutoffs"]["validation"])
+    with open_backend(demo.settings) as backend:
+        snapshot = Warehouse(demo.settings.warehouse).snapshot()
+        rows = labelled_rows(backend, snapshot, cutoff, demo_model.config)
+    probability = demo_model.predict_proba(rows)
+    churned = rows["churned"].to_numpy(zero_copy_only=False)
+    observed, predicted = sklearn_calibration_curve(churned, probability, n_bins=10)
+
+    curve = demo_model.metadata["calibration_curve"]
+
+    assert 3 <= len(curve) <= CALIBRATION_BINS
+    np.testing.assert_allclose([b["mean_predicted"] for b in curve], predicted, rtol=1e-12)
+    np.testing.assert_allclose([b["observed_rate"] for b in curve], observed, rtol=1e-12)
+    assert sum(b["count"] for b in curve) == demo_model.metadata["metrics"]["rows"]
+    for entry in curve:
+        assert entry["lower"] <= entry["mean_predicted"] <= entry["upper"]
+    # Calibrated where most customers are: the fullest bin's rate is near its prediction.
+    fullest = max(curve, key=lambda b: b["count"])
+    assert abs(fullest["observed_rate"] - fullest["mean_predicted"]) < 0.1
+
+
+@given(
+    probability=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=200),
+    seed=st.integers(0, 2**16),
+)
+def test_the_calibration_curve_counts_every_row_once_in_sklearns_bins(
+    probability: list[float], seed: int
+) -> None:
+    scores = np.array(probability)
+    churned = np.random.default_rng(seed).random(scores.shape[0]) < scores
+
+    curve = calibration_curve(scores, churned)
+
+    assert sum(b["count"] for b in curve) == scores.shape[0]
+    assert [b["lower"] for b in curve] == sorted({b["lower"] for b in curve})
+    if 0 < churned.sum() < churned.shape[0]:
+        observed, predicted = sklearn_calibration_curve(churned, scores, n_bins=10)
+        np.testing.assert_allclose([b["mean_predicted"] for b in curve], predicted)
+        np.testing.assert_allclose([b["observed_rate"] for b in curve], observed)
+
+
+def test_a_probability_on_a_bin_edge_belongs_to_the_lower_bin() -> None:
+    curve = calibration_curve(np.array([0.0, 0.1, 0.1000001, 1.0]), np.array([1, 0, 1, 1]) == 1)
+
+    assert [(b["lower"], b["count"]) for b in curve] == [(0.0, 2), (0.1, 1), (0.9, 1)]
+    assert curve[0]["observed_rate"] == 0.5 and curve[0]["mean_predicted"] == 0.05
+
+
+@pytest.mark.parametrize(
+    ("probability", "churned", "message"),
+    [
+        ([0.2, float("nan")], [True, False], "finite and in"),
+        ([0.2, 1.5], [True, False], "finite and in"),
+        ([0.2, 0.3], [True], "2 probabilities for 1 outcomes"),
+    ],
+)
+def test_bad_input_to_the_calibration_curve_is_refused_with_the_reason(
+    probability: list[float], churned: list[bool], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        calibration_curve(np.array(probability), np.array(churned))

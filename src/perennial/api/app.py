@@ -12,7 +12,16 @@ from perennial.access.audit import AuditWriter
 from perennial.api.errors import ErrorBody, install_error_handlers
 from perennial.api.middleware import AccessLog, BodyLimit
 from perennial.api.openapi import document_security
-from perennial.api.routes import admin, auth, customers, health, lifecycle, track
+from perennial.api.routes import (
+    admin,
+    auth,
+    customers,
+    health,
+    lifecycle,
+    models,
+    predictions,
+    track,
+)
 from perennial.api.state import AppState
 from perennial.config import Settings
 from perennial.store.operational import create_engine_for, migrate
@@ -53,6 +62,8 @@ def create_api(settings: Settings) -> FastAPI:
     app.include_router(customers.router)
     app.include_router(track.router)
     app.include_router(lifecycle.router)
+    app.include_router(models.router)
+    app.include_router(predictions.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
     document_security(app)

@@ -24,6 +24,7 @@ from perennial.serving.customers import CustomerRecord, CustomerSummary, Timelin
 from perennial.serving.documents import CONTACT_KEYS
 
 __all__ = [
+    "ChurnRisk",
     "Consent",
     "Contact",
     "Customer360",
@@ -33,8 +34,10 @@ __all__ = [
     "EventEntry",
     "FeatureValue",
     "Identity",
+    "NextOrder",
     "OrderEntry",
     "OrderLine",
+    "Predictions",
     "RfmView",
     "SearchHitView",
     "SearchResults",
@@ -170,6 +173,42 @@ class TimelinePage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ``cursor`` for the next page.")
 
 
+class ChurnRisk(BaseModel):
+    """The promoted churn model's view of the customer (``perennial predict``)."""
+
+    model_config = _STRICT
+    probability: float = Field(description="Calibrated probability of churning in the horizon.")
+    risk_band: str = Field(description="low, medium, high or critical.")
+    percentile: float = Field(description="Share of scored customers at or below, 0-100.")
+    reasons_en: list[str] = Field(description="Up to three reasons, strongest first.")
+    reasons_zh: list[str]
+    model_version: str | None
+
+
+class NextOrder(BaseModel):
+    model_config = _STRICT
+    expected_on: date = Field(description="Local day of the expected next order.")
+    earliest: date | None = Field(description="Start of the 80 % prediction interval.")
+    latest: date | None = Field(description="End of the 80 % prediction interval.")
+    probability_30d: float | None = Field(
+        description="Chance of an order within 30 days (times P(alive))."
+    )
+
+
+class Predictions(BaseModel):
+    """Model outputs as of ``as_of``; a part is null when its model could not run."""
+
+    model_config = _STRICT
+    as_of: datetime
+    p_alive: float | None = Field(description="BG/NBD probability that the customer is active.")
+    expected_purchases_90d: float | None
+    expected_purchases_12m: float | None
+    expected_average_spend: float | None = Field(description="Gamma-Gamma expected spend.")
+    clv_12m: float | None = Field(description="Discounted 12-month customer lifetime value.")
+    churn: ChurnRisk | None
+    next_order: NextOrder | None
+
+
 class Customer360(BaseModel):
     """One customer as operations, sales and customer service see them."""
 
@@ -185,6 +224,9 @@ class Customer360(BaseModel):
     details: CustomerDetails
     attributes: dict[str, Any]
     stage_history: list[StageChange] = Field(description="Transitions, newest first.")
+    predictions: Predictions | None = Field(
+        description="Null until `perennial predict` has run for this customer."
+    )
     contact: Contact
     identities: list[Identity]
     timeline: TimelinePage

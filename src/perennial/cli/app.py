@@ -7,7 +7,18 @@ import sys
 import typer
 from rich.console import Console
 
-from perennial.cli import access, demo, identity, ingest, lifecycle, models, serve, serving, store
+from perennial.cli import (
+    access,
+    demo,
+    identity,
+    ingest,
+    lifecycle,
+    models,
+    predict,
+    serve,
+    serving,
+    store,
+)
 from perennial.errors import ExitCode, PerennialError
 
 __all__ = ["app", "main"]
@@ -32,6 +43,7 @@ app.command("features")(lifecycle.features_command)
 app.command("profile")(lifecycle.profile_command)
 app.add_typer(lifecycle.lifecycle_app, name="lifecycle")
 app.add_typer(models.models_app, name="models")
+app.command("predict")(predict.predict_command)
 app.command("serve")(serve.serve_command)
 app.add_typer(serving.serving_app, name="serving")
 app.add_typer(access.users_app, name="users")

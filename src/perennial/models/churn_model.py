@@ -46,10 +46,12 @@ from perennial.store.backends import Backend
 from perennial.store.warehouse import Snapshot
 
 __all__ = [
+    "CALIBRATION_BINS",
     "CHURN_FEATURES",
     "Calibrator",
     "ChurnMetrics",
     "ChurnModel",
+    "calibration_curve",
     "churn_metrics",
     "feature_matrix",
     "fit_calibrator",
@@ -88,6 +90,9 @@ engagement, coupons and friction (the seeds' 12 dimensions and more)."""
 
 CLIP = 1e-3
 """Calibrated probabilities are kept in ``[CLIP, 1 - CLIP]``: never a certain outcome."""
+
+CALIBRATION_BINS = 10
+"""Equal-width bins of predicted probability in the stored validation calibration curve."""
 
 _ISOTONIC_MIN_ROWS = 1000
 
@@ -262,8 +267,10 @@ def train_churn_model(
     raw = np.asarray(booster.predict(feature_matrix(calibration, features)), dtype=np.float64)
     calibrator = fit_calibrator(raw, churned_flags(calibration), config.model.calibration)
     model = ChurnModel(booster, calibrator, features, config, _references(train_rows, features))
-    metrics = churn_metrics(model.predict_proba(validation), validation)
+    probability = model.predict_proba(validation)
+    metrics = churn_metrics(probability, validation)
     metadata = _metadata(model, cutoffs, metrics, [*training, calibration, validation])
+    metadata["calibration_curve"] = calibration_curve(probability, churned_flags(validation))
     return ChurnModel(booster, calibrator, features, config, model.references, metadata)
 
 
@@ -287,6 +294,43 @@ def churn_metrics(probability: FloatArray, rows: pa.Table) -> ChurnMetrics:
         baseline_recency_auc=float(roc_auc_score(churned, _finite(_activity_recency(rows)))),
         baseline_rhythm_auc=float(roc_auc_score(churned, _finite(_recency_over_rhythm(rows)))),
     )
+
+
+def calibration_curve(
+    probability: FloatArray, churned: npt.NDArray[np.bool_], bins: int = CALIBRATION_BINS
+) -> list[dict[str, float | int]]:
+    """Predicted against observed churn in ``bins`` equal-width bins of ``probability``.
+
+    One entry per non-empty bin, lowest first: its edges, the mean predicted
+    probability, the observed churn rate and the row count. The bins are scikit-learn's
+    ``calibration_curve(strategy="uniform")`` (a bin holds ``(lower, upper]``, the first
+    also 0), whose answer lacks the counts a reader needs to judge a bin's noise.
+    """
+    if bins < 1:
+        raise ValueError(f"calibration curve: bins must be at least 1, got {bins}")
+    if probability.shape != churned.shape:
+        raise ValueError(
+            f"calibration curve: {probability.shape[0]} probabilities for "
+            f"{churned.shape[0]} outcomes"
+        )
+    if not np.all(np.isfinite(probability) & (probability >= 0) & (probability <= 1)):
+        raise ValueError("calibration curve: probabilities must be finite and in [0, 1]")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.searchsorted(edges[1:-1], probability)
+    count = np.bincount(index, minlength=bins)
+    predicted = np.bincount(index, weights=probability, minlength=bins)
+    observed = np.bincount(index, weights=churned.astype(np.float64), minlength=bins)
+    return [
+        {
+            "lower": b / bins,  # not edges[b]: 0.3, not 0.30000000000000004
+            "upper": (b + 1) / bins,
+            "mean_predicted": float(predicted[b] / count[b]),
+            "observed_rate": float(observed[b] / count[b]),
+            "count": int(count[b]),
+        }
+        for b in range(bins)
+        if count[b]
+    ]
 
 
 def _fit_trees(

@@ -72,7 +72,7 @@ MACROS: tuple[str, ...] = (
 1970-01-01), money text, JSON objects."""
 
 
-DOCUMENT_COLUMN = 12
+DOCUMENT_COLUMN = 17
 """Position of the 360 document among the columns of :func:`customers_query`."""
 
 
@@ -166,7 +166,26 @@ def customers_query(profiles: pa.Schema) -> str:
             'consent', json_object('email', c.consent_email, 'sms', c.consent_sms,
                 'push', c.consent_push, 'wechat', c.consent_wechat)),
         'attributes', coalesce(srv_object(c.attributes), '{{}}'::JSON),
-        'stage_history', coalesce(h.items, '[]'::JSON)
+        'stage_history', coalesce(h.items, '[]'::JSON),
+        'predictions', CASE WHEN pr.customer_id IS NULL THEN NULL ELSE json_object(
+            'as_of', srv_iso(pr.as_of),
+            'p_alive', pr.p_alive,
+            'expected_purchases_90d', pr.expected_purchases_90d,
+            'expected_purchases_12m', pr.expected_purchases_12m,
+            'expected_average_spend', pr.expected_average_spend,
+            'clv_12m', pr.clv_12m,
+            'churn', CASE WHEN pr.churn_probability IS NULL THEN NULL ELSE json_object(
+                'probability', pr.churn_probability, 'risk_band', pr.churn_risk_band,
+                'percentile', pr.churn_percentile,
+                'reasons_en', coalesce(pr.churn_reasons_en, []),
+                'reasons_zh', coalesce(pr.churn_reasons_zh, []),
+                'model_version', pr.churn_model_version) END,
+            'next_order', CASE WHEN pr.next_order_expected_at IS NULL THEN NULL ELSE json_object(
+                'expected_on', srv_day(pr.next_order_expected_at),
+                'earliest', srv_day(pr.next_order_earliest),
+                'latest', srv_day(pr.next_order_latest),
+                'probability_30d', pr.next_order_probability_30d) END
+        ) END
     )"""
     return f"""
     WITH c AS (
@@ -203,9 +222,17 @@ def customers_query(profiles: pa.Schema) -> str:
            epoch_us(p.last_order_at) AS last_order_at,
            coalesce(epoch_us(p.last_order_at), -1) AS last_order_key,
            CAST(coalesce(ids.items, '[]'::JSON) AS VARCHAR) AS identities,
+           pr.churn_probability,
+           pr.churn_risk_band,
+           pr.clv_12m AS clv,
+           CASE WHEN pr.churn_probability IS NULL THEN NULL
+                ELSE to_json(pr.churn_reasons_en)::VARCHAR END AS churn_reasons_en,
+           CASE WHEN pr.churn_probability IS NULL THEN NULL
+                ELSE to_json(pr.churn_reasons_zh)::VARCHAR END AS churn_reasons_zh,
            CAST({document} AS VARCHAR) AS document
     FROM srv_profiles AS p
     LEFT JOIN c USING (customer_id)
+    LEFT JOIN srv_predictions AS pr USING (customer_id)
     LEFT JOIN h USING (customer_id)
     LEFT JOIN ids USING (customer_id)
     LEFT JOIN srv_stage_labels AS sl ON sl.key = p.stage

@@ -44,6 +44,7 @@ from perennial.lifecycle.profiles import PROFILES_TABLE
 from perennial.lifecycle.rfm_config import RfmConfig, default_rfm_config
 from perennial.lifecycle.stage_model import StageModel
 from perennial.lifecycle.tiers import VALUE_TIER_LABELS
+from perennial.models.predictions import PREDICTIONS_SCHEMA, PREDICTIONS_TABLE
 from perennial.serving import board_tables
 from perennial.serving.documents import (
     DOCUMENT_COLUMN,
@@ -226,6 +227,7 @@ def _register_views(
         duck.execute(
             f"CREATE OR REPLACE TEMP VIEW {name} AS {backend.connection.compile(expression)}"
         )
+    _register_predictions(backend, snapshot)
     for macro in MACROS:
         duck.execute(macro)
     stages = pa.table(
@@ -242,6 +244,19 @@ def _register_views(
     duck.register("srv_segment_labels", _labels({k: (v.en, v.zh) for k, v in segments.items()}))
     tiers = {tier.value: (label.en, label.zh) for tier, label in VALUE_TIER_LABELS.items()}
     duck.register("srv_tier_labels", _labels(tiers))
+
+
+def _register_predictions(backend: Backend, snapshot: Snapshot) -> None:
+    """``srv_predictions``: the stored predictions, or none (``perennial predict`` not run)."""
+    duck = backend.connection.con
+    if snapshot.paths(PREDICTIONS_TABLE):
+        expression = backend.table(PREDICTIONS_TABLE, snapshot, schema=PREDICTIONS_SCHEMA)
+        duck.execute(
+            "CREATE OR REPLACE TEMP VIEW srv_predictions AS "
+            + backend.connection.compile(expression)
+        )
+    else:
+        duck.register("srv_predictions", PREDICTIONS_SCHEMA.empty_table())
 
 
 def _labels(labels: dict[str, tuple[str, str]]) -> pa.Table:

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = ["FORMAT_VERSION", "INDEXES", "TABLES", "create_indexes", "create_tables"]
+__all__ = [
+    "AT_RISK_SORTS",
+    "FORMAT_VERSION",
+    "INDEXES",
+    "TABLES",
+    "create_indexes",
+    "create_tables",
+]
 
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 """Stored in ``meta``; a reader refuses a file of another format (refresh rebuilds it)."""
 
 TABLES: dict[str, str] = {
@@ -24,11 +31,13 @@ TABLES: dict[str, str] = {
     ),
     # One row per customer of the profiles; the document is the 360 without contact
     # details, identities and timeline (added, masked or not, per request), zlib-compressed.
+    # Churn risk, CLV and reasons (JSON lists) are columns too, for the at-risk list.
     "customers": (
         "CREATE TABLE customers (customer_id TEXT NOT NULL UNIQUE, name TEXT, name_key TEXT, "
         "phone TEXT, email TEXT, stage TEXT, rfm_segment TEXT, value_tier TEXT, "
         "monetary REAL NOT NULL, last_order_at INTEGER, last_order_key INTEGER NOT NULL, "
-        "identities TEXT NOT NULL, document BLOB NOT NULL)"
+        "identities TEXT NOT NULL, churn_probability REAL, churn_risk_band TEXT, clv REAL, "
+        "churn_reasons_en TEXT, churn_reasons_zh TEXT, document BLOB NOT NULL)"
     ),
     # Every identifier that finds a customer: phone (E.164), e-mail (lower case),
     # customer id, external and WeChat ids, anonymous ids.
@@ -93,6 +102,18 @@ INDEXES: tuple[str, ...] = (
     ),
 )
 """Built after the rows are in (faster than maintaining them row by row)."""
+
+AT_RISK_SORTS = ("clv", "churn_probability", "monetary")
+"""Orders of the at-risk list, each walked by an index of customers with a churn risk."""
+
+INDEXES = (
+    *INDEXES,
+    *(
+        f"CREATE INDEX customers_at_risk_by_{sort} ON customers "
+        f"(coalesce({sort}, -1e308), customer_id) WHERE churn_probability IS NOT NULL"
+        for sort in AT_RISK_SORTS
+    ),
+)
 
 
 def create_tables(connection: sqlite3.Connection) -> None:

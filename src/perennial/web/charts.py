@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from perennial.api.customer_views import StageChange
+from perennial.api.model_views import CalibrationBin
 from perennial.api.routes.lifecycle import DistributionView, FlowsView, RfmGridView, RfmSegmentView
 from perennial.lifecycle.rfm_segments import DEFAULT_SEGMENTS, NO_ORDERS_KEY, SCORE_LEVELS
 from perennial.web.formatting import Formatter
@@ -23,6 +24,7 @@ from perennial.web.stage_display import StageStyles
 
 __all__ = [
     "Figure",
+    "calibration_figure",
     "cell_segments",
     "distribution_figure",
     "flows_figure",
@@ -296,3 +298,54 @@ def stage_timeline_figure(
         showlegend=False,
     )
     return {"data": [trace], "layout": layout}
+
+
+def calibration_figure(curve: Sequence[CalibrationBin], fmt: Formatter, t: Translate) -> Figure:
+    """Observed churn rate against mean predicted probability per bin, and the diagonal a
+    perfectly calibrated model would follow; a marker's area grows with its bin's customers."""
+    largest = max((entry.count for entry in curve), default=1)
+    model = {
+        "type": "scatter",
+        "mode": "lines+markers",
+        "name": plain(t("models.chart_model")),
+        "x": [entry.mean_predicted for entry in curve],
+        "y": [entry.observed_rate for entry in curve],
+        "line": {"color": _INK, "width": 2},
+        "marker": {
+            "color": "#127c5b",
+            "size": [8 + 14 * (entry.count / largest) ** 0.5 for entry in curve],
+        },
+        "customdata": [
+            [
+                fmt.percent(entry.mean_predicted),
+                fmt.percent(entry.observed_rate),
+                fmt.count(entry.count),
+            ]
+            for entry in curve
+        ],
+        "hovertemplate": (
+            plain(t("models.chart_predicted"))
+            + ": %{customdata[0]}<br>"
+            + plain(t("models.chart_observed"))
+            + ": %{customdata[1]}<br>"
+            + plain(t("models.chart_customers"))
+            + ": %{customdata[2]}<extra></extra>"
+        ),
+    }
+    diagonal = {
+        "type": "scatter",
+        "mode": "lines",
+        "name": plain(t("models.chart_ideal")),
+        "x": [0, 1],
+        "y": [0, 1],
+        "line": {"color": "#9aa5b1", "width": 1.5, "dash": "dash"},
+        "hoverinfo": "skip",
+    }
+    axis = {"range": [-0.02, 1.02], "tickformat": ".0%", "gridcolor": _GRID, "zeroline": False}
+    layout = _layout(
+        xaxis={**axis, "title": {"text": plain(t("models.chart_predicted"))}},
+        yaxis={**axis, "title": {"text": plain(t("models.chart_observed"))}},
+        legend={"x": 0.02, "y": 0.98, "xanchor": "left", "yanchor": "top"},
+        hovermode="closest",
+    )
+    return {"data": [model, diagonal], "layout": layout}

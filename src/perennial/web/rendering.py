@@ -54,6 +54,8 @@ class NavItem:
 NAVIGATION = (
     NavItem("nav.board", "/board"),
     NavItem("nav.customers", "/customers"),
+    NavItem("nav.at_risk", "/at-risk"),
+    NavItem("nav.models", "/models"),
     NavItem("nav.admin", "/admin", frozenset()),
 )
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from perennial.web import admin_page, board_page, customer_page, customers_page, login
+from perennial.web import (
+    admin_page,
+    at_risk_page,
+    board_page,
+    customer_page,
+    customers_page,
+    login,
+    models_page,
+)
 from perennial.web.assets import mount_assets
 from perennial.web.error_pages import install_error_pages
 from perennial.web.headers import SecurityHeaders
@@ -23,6 +31,8 @@ def mount_web(app: FastAPI) -> None:
     app.include_router(board_page.router)
     app.include_router(customers_page.router)
     app.include_router(customer_page.router)
+    app.include_router(at_risk_page.router)
+    app.include_router(models_page.router)
     mount_assets(app)
     install_error_pages(app)
     app.add_middleware(SecurityHeaders)
