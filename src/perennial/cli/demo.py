@@ -21,6 +21,7 @@ from perennial.cli.output import (
     progress_bar,
     progress_callback,
 )
+from perennial.cli.predict import predict_and_store, train_first_churn_model
 from perennial.cli.serve import serve_command
 from perennial.cli.serving import refresh_and_report
 from perennial.config import Settings, load_settings
@@ -145,10 +146,13 @@ def _serve_dashboard(settings: Settings) -> None:
 
 
 def _run_lifecycle(settings: Settings, end: date, history_days: int) -> None:
-    """Profiles as of the end of the demo period, and the stage history before it."""
+    """Profiles as of the end of the demo period, the stage history before it, a first
+    churn model (trained and promoted) and every customer's predictions."""
     stage_model = load_stage_model(resolve_model_path(DEMO_STAGE_MODEL))
     compute_and_store_profiles(settings, stage_model, end.isoformat(), refresh=False)
     if history_days > 0:
         run_backfill(settings, stage_model, end - timedelta(days=history_days - 1), end)
         print_lifecycle_report(settings, stage_model, end)
+    train_first_churn_model(settings)
+    predict_and_store(settings, None)
     refresh_and_report(settings, stage_model)
