@@ -69,10 +69,12 @@ if TYPE_CHECKING:
         ModelFitError,
     )
     from perennial.models.next_order import (
-        NextOrderBacktest,
         NextOrderConfig,
-        backtest_next_orders,
         predict_next_orders,
+    )
+    from perennial.models.next_order_backtest import (
+        NextOrderBacktest,
+        backtest_next_orders,
     )
     from perennial.models.pareto_nbd import (
         ParetoNbdModel,
@@ -104,10 +106,10 @@ _SOURCES: dict[str, str] = {
     "ModelFitError": "perennial.models.mle",
     "ModelRegistry": "perennial.models.registry",
     "ModelVersion": "perennial.models.registry",
-    "NextOrderBacktest": "perennial.models.next_order",
+    "NextOrderBacktest": "perennial.models.next_order_backtest",
     "NextOrderConfig": "perennial.models.next_order",
     "ParetoNbdModel": "perennial.models.pareto_nbd",
-    "backtest_next_orders": "perennial.models.next_order",
+    "backtest_next_orders": "perennial.models.next_order_backtest",
     "clv_table": "perennial.models.clv",
     "conditional_expectations_by_frequency": "perennial.models.btyd_checks",
     "customer_lifetime_value": "perennial.models.clv",
