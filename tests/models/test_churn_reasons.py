@@ -94,12 +94,14 @@ def test_a_sentence_quotes_the_customers_value_and_its_reference(
         ("complaints_90d", {"complaints_90d": 0.0}),
         ("help_searches_90d", {}),
         ("logins_trend_30d", {"logins_trend_30d": 1.5, "logins_30d": 3.0}),
+        ("frequency_orders", {"frequency_orders": 3.0}),  # as many as is typical
+        ("frequency_orders", {"frequency_orders": 7.0}),
     ],
 )
 def test_values_that_say_nothing_about_leaving_give_no_sentence(
     feature: str, values: dict[str, float]
 ) -> None:
-    assert reason_sentence(feature, values, {}) is None
+    assert reason_sentence(feature, values, {"frequency_orders": 3.0}) is None
 
 
 _VALUES = st.dictionaries(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +34,7 @@ from perennial.lifecycle.profiles import (
     store_profiles,
 )
 from perennial.lifecycle.stage_model import StageModel, load_stage_model
+from perennial.models.predictions import PREDICTIONS_TABLE
 from perennial.store.backends import open_backend
 from perennial.store.warehouse import Warehouse
 
@@ -46,6 +47,7 @@ __all__ = [
     "print_lifecycle_report",
     "profile_command",
     "run_backfill",
+    "stored_predictions",
 ]
 
 lifecycle_app = typer.Typer(help="Lifecycle stages and profiles.", no_args_is_help=True)
@@ -120,7 +122,53 @@ def profile_command(
         view.add_row(f"[bold]{section.title}[/]", "")
         for field in section.fields:
             view.add_row(field.label, field.value)
+    _add_predictions(view, stored_predictions(settings, customer_id), lang)
     console.print(view)
+
+
+_PREDICTION_LABELS: dict[str, tuple[str, str]] = {
+    "churn_probability": ("Churn probability", "流失概率"),
+    "churn_risk_band": ("Risk band", "风险等级"),
+    "churn_reasons": ("Reasons", "原因"),
+    "p_alive": ("Probability still active", "仍活跃的概率"),
+    "clv_12m": ("Predicted value, 12 months", "预测价值（12个月）"),
+    "expected_purchases_90d": ("Expected purchases, 90 days", "预计购买次数（90天）"),
+    "next_order": ("Expected next order (80 % window)", "预计下次下单（80%区间）"),
+}
+
+
+def stored_predictions(settings: Settings, customer_id: str) -> dict[str, Any] | None:
+    """The customer's row of the stored predictions (``perennial predict``), if any."""
+    paths = Warehouse(settings.warehouse).snapshot().paths(PREDICTIONS_TABLE)
+    if not paths:
+        return None
+    table = pq.read_table(paths, filters=[("customer_id", "=", customer_id)])
+    rows = table.to_pylist()
+    return rows[0] if rows else None
+
+
+def _add_predictions(view: Table, row: dict[str, Any] | None, lang: str) -> None:
+    if row is None:
+        return
+    label = {k: (zh if lang == "zh" else en) for k, (en, zh) in _PREDICTION_LABELS.items()}
+    as_of = row["as_of"].strftime("%Y-%m-%d %H:%M UTC")
+    view.add_section()
+    view.add_row(f"[bold]{'预测' if lang == 'zh' else 'Predictions'}[/] ({as_of})", "")
+    if row["churn_probability"] is not None:
+        view.add_row(label["churn_probability"], f"{row['churn_probability']:.1%}")
+        view.add_row(label["churn_risk_band"], str(row["churn_risk_band"]))
+        reasons = row["churn_reasons_zh" if lang == "zh" else "churn_reasons_en"] or []
+        view.add_row(label["churn_reasons"], "\n".join(reasons) or "-")
+    for name, shape in (
+        ("p_alive", "{:.1%}"),
+        ("clv_12m", "{:,.2f}"),
+        ("expected_purchases_90d", "{:.2f}"),
+    ):
+        if row[name] is not None:
+            view.add_row(label[name], shape.format(row[name]))
+    if row["next_order_expected_at"] is not None:
+        window = f"{row['next_order_earliest']} .. {row['next_order_latest']}"
+        view.add_row(label["next_order"], f"{row['next_order_expected_at']} ({window})")
 
 
 @lifecycle_app.command("stages")

@@ -211,7 +211,9 @@ def _frequency(row: _Row) -> _Sentence | None:
     if count == 0:
         return ("no paid order yet", "尚未下单")
     typical = row.typical("frequency_orders")
-    only = typical is not None and count < typical
+    if typical is not None and count >= typical:
+        return None  # as many orders as is typical says nothing about leaving, in words
+    only = typical is not None
     en = ("only " if only else "") + f"{_plural(count, 'order')} so far"
     return _with_typical(row, "frequency_orders", en, ("仅" if only else "") + f"累计下单{count}次")
 
@@ -251,7 +253,10 @@ def _trend(noun: str, noun_zh: str, count_feature: str, trend_feature: str) -> _
                 f"no {noun}s in the last 30 days, after some in the 30 days before",
                 f"近30天无{noun_zh}（此前30天有）",
             )
-        earlier = round(recent / trend)
+        before = recent / trend
+        if not math.isfinite(before) or before > 1e9:  # a trend too close to 0 to quote
+            return None
+        earlier = round(before)
         return (
             f"{noun}s down to {_number(recent)} in 30 days from {earlier}",
             f"近30天{noun_zh}{_number(recent)}次（此前30天{earlier}次）",
