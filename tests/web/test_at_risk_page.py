@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from playwright.sync_api import Page, expect
 
 from perennial.access.roles import Role
 from perennial.config import Settings
@@ -19,8 +20,11 @@ from perennial.web.at_risk_page import PAGE_SIZE
 from perennial.web.customers_page import customer_url
 from perennial.web.i18n import LANGUAGE_COOKIE
 from tests.api.predicted_store import PredictedStore, predicted_store
+from tests.web.browsing import Watch, read_api, sign_in
 from tests.web.callers import api_headers, sign_in_as
+from tests.web.conftest import screenshot
 from tests.web.html_text import PageText
+from tests.web.live_server import LiveServer, ServerThread
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +124,47 @@ def test_the_360_page_shows_the_churn_risk_and_its_reasons(
     page = PageText(client.get(customer_url(row["customer_id"])).text)
     assert f"{row['churn_probability'] * 100:.0f}%" in page.text("churn-risk")
     assert page.texts["churn-reasons"][0].startswith(row["churn_reasons_zh"][0])
+
+
+# --- in Chromium ---
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    predicted: PredictedStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The real app over the store with known predictions (this module's ``page`` uses it)."""
+    settings = predicted.settings.model_copy(
+        update={"home": tmp_path_factory.mktemp("at-risk-live") / "home"}
+    )
+    thread = ServerThread(settings)
+    thread.start()
+    try:
+        thread.wait_started()
+        yield LiveServer(f"http://127.0.0.1:{thread.port}", settings, thread.accounts)
+    finally:
+        thread.stop()
+
+
+@pytest.mark.integration
+def test_chromium_lists_the_apis_at_risk_customers_and_opens_one(
+    page: Page, live_server: LiveServer
+) -> None:
+    watch = Watch().attach(page)
+    sign_in(page, live_server.accounts["agent"], "/at-risk")
+    api = read_api(live_server, "/v1/predictions/at-risk", limit=50)
+    rows = page.locator("[data-testid='at-risk-list'] tbody tr")
+    expect(rows).to_have_count(len(api["items"]))
+    first = api["items"][0]
+    expect(rows.first).to_have_attribute("data-customer", first["customer_id"])
+    expect(rows.first.get_by_test_id("reasons")).to_contain_text(first["reasons_zh"][0])
+    expect(rows.first.get_by_test_id("list-phone")).to_contain_text("****")
+    expect(page.locator("[data-nav='nav.at_risk']")).to_have_attribute("aria-current", "page")
+    screenshot(page, "at-risk-zh-CN")
+    page.click("[data-lang='en']")
+    expect(rows.first.get_by_test_id("reasons")).to_contain_text(first["reasons_en"][1])
+    screenshot(page, "at-risk-en")
+    rows.first.get_by_test_id("customer-link").click()
+    expect(page.get_by_test_id("churn-reasons")).to_contain_text(first["reasons_en"][1])
+    screenshot(page, "customer-360-predictions")
+    assert watch.problems == [] and watch.dialogs == []
