@@ -121,6 +121,9 @@ class ModelSettings(BaseModel):
     features: tuple[str, ...] | None = None
     learning_rate: float = Field(default=0.05, gt=0, le=1)
     num_leaves: int = Field(default=15, ge=2, le=255)
+    max_depth: int = Field(default=5, ge=1, le=32)
+    """Shallow trees: the per-customer reasons (TreeSHAP) cost leaves x depth squared per
+    tree, and scoring a million customers is dominated by them."""
     min_data_in_leaf: int = Field(default=20, ge=1)
     max_rounds: int = Field(default=400, ge=1)
     early_stopping_rounds: int = Field(default=30, ge=1)

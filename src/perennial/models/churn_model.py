@@ -342,6 +342,7 @@ def _fit_trees(
         "metric": "binary_logloss",
         "learning_rate": settings.learning_rate,
         "num_leaves": settings.num_leaves,
+        "max_depth": settings.max_depth,
         "min_data_in_leaf": settings.min_data_in_leaf,
         "feature_fraction": 0.9,
         "bagging_fraction": 0.9,
