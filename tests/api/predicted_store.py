@@ -74,6 +74,8 @@ def prediction_row(customer_id: str, as_of: datetime) -> dict[str, Any]:
         "next_order_earliest": expected - timedelta(days=5),
         "next_order_latest": expected + timedelta(days=20),
         "next_order_probability_30d": round(0.5 * p_alive, 6),
+        "replenishment_category": "coffee" if p_alive > 0.5 else None,
+        "replenishment_opens_on": expected + timedelta(days=3) if p_alive > 0.5 else None,
     }
 
 

@@ -146,6 +146,13 @@ def test_the_360_shows_the_stored_predictions_and_null_without_them(
     assert view.predictions.next_order is not None
     assert view.predictions.next_order.expected_on == row["next_order_expected_at"]
     assert view.predictions.p_alive == pytest.approx(row["p_alive"])
+    replenished = next(r for r in predicted.predictions if r["replenishment_opens_on"])
+    again = Customer360.model_validate(
+        client.get(f"/v1/customers/{replenished['customer_id']}", headers=headers).json()
+    )
+    assert again.predictions is not None and again.predictions.replenishment is not None
+    assert again.predictions.replenishment.category == "coffee"
+    assert again.predictions.replenishment.opens_on == replenished["replenishment_opens_on"]
     missing = _unpredicted_customer(client, headers, set(predicted.by_id()))
     unpredicted = client.get(f"/v1/customers/{missing}", headers=headers).json()
     assert unpredicted["predictions"] is None

@@ -96,6 +96,9 @@ def test_next_order_dates_are_after_the_as_of_and_ordered(
         assert row["next_order_earliest"] >= as_of_day
     # the 30-day chance is unconditional: never above the chance of being alive at all
     assert all(r["next_order_probability_30d"] <= r["p_alive"] + 1e-12 for r in rows)
+    due = [r for r in rows if r["replenishment_opens_on"] is not None]
+    assert due and all(r["replenishment_opens_on"] >= as_of_day for r in due)
+    assert all(r["replenishment_category"] for r in due)
 
 
 def test_reasons_come_in_both_languages_for_every_scored_customer(

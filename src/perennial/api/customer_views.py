@@ -38,6 +38,7 @@ __all__ = [
     "OrderEntry",
     "OrderLine",
     "Predictions",
+    "Replenishment",
     "RfmView",
     "SearchHitView",
     "SearchResults",
@@ -195,6 +196,12 @@ class NextOrder(BaseModel):
     )
 
 
+class Replenishment(BaseModel):
+    model_config = _STRICT
+    category: str = Field(description="The product category due to be bought again.")
+    opens_on: date = Field(description="Local day its consumption cycle opens the window.")
+
+
 class Predictions(BaseModel):
     """Model outputs as of ``as_of``; a part is null when its model could not run."""
 
@@ -207,6 +214,9 @@ class Predictions(BaseModel):
     clv_12m: float | None = Field(description="Discounted 12-month customer lifetime value.")
     churn: ChurnRisk | None
     next_order: NextOrder | None
+    replenishment: Replenishment | None = Field(
+        description="The next category window to open, on or after the as-of."
+    )
 
 
 class Customer360(BaseModel):

@@ -13,7 +13,10 @@ columns that the serving store, segments and journeys read like any profile fiel
 * ``next_order_expected_at``, ``next_order_earliest``, ``next_order_latest``
   (local days): the interval model, which assumes the customer buys again; and
   ``next_order_probability_30d``, its chance of an order within 30 days times
-  BG/NBD's P(alive) (so a customer long gone is not "likely to order soon").
+  BG/NBD's P(alive) (so a customer long gone is not "likely to order soon");
+* ``replenishment_category`` and ``replenishment_opens_on``: the product category whose
+  consumption cycle (the customer's own, or the category's) next opens a window to buy
+  again, on or after the as-of's local day: a reminder can go a day or two before it.
 
 A model that cannot run (too little data, no promoted churn model, a fit that does
 not converge) leaves its columns null for everyone and says why in
@@ -65,6 +68,8 @@ PREDICTIONS_SCHEMA = pa.schema(
         pa.field("next_order_earliest", pa.date32()),
         pa.field("next_order_latest", pa.date32()),
         pa.field("next_order_probability_30d", pa.float64()),
+        pa.field("replenishment_category", pa.string()),
+        pa.field("replenishment_opens_on", pa.date32()),
     ]
 )
 
@@ -95,6 +100,7 @@ def compute_predictions(
         _btyd_part(backend, snapshot, as_of, timezone, run),
         _churn_part(backend, snapshot, as_of, timezone, registry, run),
         _next_order_part(backend, snapshot, as_of, timezone),
+        _replenishment_part(backend, snapshot, as_of, timezone),
     ]
     run.table = _combine([p for p in parts if p is not None], as_of)
     return run
@@ -201,6 +207,28 @@ def _next_order_part(
         )
     )
     return frame.rename({"next_order_probability_within_30d": "next_order_probability_30d"})
+
+
+def _replenishment_part(
+    backend: Backend, snapshot: Snapshot, as_of: datetime, timezone: str
+) -> pl.DataFrame:
+    """Each customer's next category window to open on or after the as-of's local day (the
+    soonest, ties by category name); customers with none have no row."""
+    from perennial.models.category_cycles import category_cycles
+
+    windows = pl.DataFrame(category_cycles(backend, snapshot, as_of, timezone=timezone).windows)
+    upcoming = windows.filter(pl.col("days_to_window") >= 0).sort(
+        ["customer_id", "window_opens_on", "category"]
+    )
+    return (
+        upcoming.group_by("customer_id", maintain_order=True)
+        .first()
+        .select(
+            "customer_id",
+            pl.col("category").alias("replenishment_category"),
+            pl.col("window_opens_on").alias("replenishment_opens_on"),
+        )
+    )
 
 
 def _combine(parts: list[pl.DataFrame], as_of: datetime) -> pa.Table:

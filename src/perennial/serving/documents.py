@@ -184,7 +184,10 @@ def customers_query(profiles: pa.Schema) -> str:
                 'expected_on', srv_day(pr.next_order_expected_at),
                 'earliest', srv_day(pr.next_order_earliest),
                 'latest', srv_day(pr.next_order_latest),
-                'probability_30d', pr.next_order_probability_30d) END
+                'probability_30d', pr.next_order_probability_30d) END,
+            'replenishment', CASE WHEN pr.replenishment_opens_on IS NULL THEN NULL ELSE
+                json_object('category', pr.replenishment_category,
+                    'opens_on', srv_day(pr.replenishment_opens_on)) END
         ) END
     )"""
     return f"""

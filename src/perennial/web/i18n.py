@@ -30,6 +30,7 @@ _ZH_CN: dict[str, str] = {
     "customer.predictions": "预测",
     "customer.p_alive": "仍活跃的概率",
     "customer.next_order": "预计下次下单",
+    "customer.replenishment": "下次补货",
     "at_risk.title": "风险预警",
     "at_risk.heading": "风险预警：高价值流失风险客户",
     "at_risk.intro": "流失概率达到门槛的客户，按预测价值从高到低排列。原因来自流失模型。",
@@ -358,6 +359,7 @@ _EN: dict[str, str] = {
     "customer.predictions": "Predictions",
     "customer.p_alive": "Probability still active",
     "customer.next_order": "Expected next order",
+    "customer.replenishment": "Next replenishment",
     "at_risk.title": "At-risk customers",
     "at_risk.heading": "At-risk customers: valuable customers likely to churn",
     "at_risk.intro": (
