@@ -134,10 +134,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/admin/audit"): Rule(ADMINS, 200, _at("/v1/admin/audit")),
     ("GET", "/v1/customers"): Rule(READERS, 200, _at("/v1/customers")),
     ("GET", "/v1/customers/search"): Rule(READERS, 200, _at("/v1/customers/search?q=C0")),
-    ("GET", "/v1/customers/{customer_id:path}/timeline"): Rule(
+    ("GET", "/v1/customers/{customer_id:text}/timeline"): Rule(
         READERS, 200, _at("/v1/customers/C0000001/timeline")
     ),
-    ("GET", "/v1/customers/{customer_id:path}"): Rule(READERS, 200, _at("/v1/customers/C0000001")),
+    ("GET", "/v1/customers/{customer_id:text}"): Rule(READERS, 200, _at("/v1/customers/C0000001")),
     ("GET", "/v1/lifecycle/distribution"): Rule(READERS, 200, _at("/v1/lifecycle/distribution")),
     ("GET", "/v1/lifecycle/flows"): Rule(READERS, 200, _at("/v1/lifecycle/flows")),
     ("GET", "/v1/lifecycle/top-movers"): Rule(READERS, 200, _at("/v1/lifecycle/top-movers")),
@@ -173,6 +173,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/logout"): Rule(None, 303, _at("/logout")),
     ("GET", "/lang/{language}"): Rule(None, 303, _at("/lang/en")),
     ("GET", "/admin"): Rule(ADMINS, 200, _at("/admin"), page=True),
+    ("GET", "/v1/predictions/at-risk"): Rule(READERS, 200, _at("/v1/predictions/at-risk")),
+    ("GET", "/v1/models"): Rule(READERS, 200, _at("/v1/models")),
+    ("GET", "/v1/models/{version}"): Rule(READERS, 404, _at("/v1/models/churn-0001")),
+    ("GET", "/at-risk"): Rule(READERS, 200, _at("/at-risk"), page=True),
+    ("GET", "/models"): Rule(READERS, 200, _at("/models"), page=True),
     ("GET", "/board"): Rule(READERS, 200, _at("/board"), page=True),
     ("GET", "/customers"): Rule(READERS, 200, _at("/customers"), page=True),
     ("GET", "/customers/{customer_id:path}"): Rule(

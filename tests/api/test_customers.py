@@ -594,3 +594,14 @@ def test_without_a_serving_store_customers_answer_503_naming_the_command(
     }
     assert "perennial serving refresh" in UNAVAILABLE_MESSAGE
     assert str(tmp_path) not in response.text
+
+
+@pytest.mark.parametrize("customer_id", ["\n", "a\nb", "\r\n", "x\n"])
+def test_an_id_with_newlines_is_looked_up_as_it_is_not_cut_short(
+    client: TestClient, key_for: KeyFor, customer_id: str
+) -> None:
+    path = quote(customer_id, safe="")
+    for url in (f"/v1/customers/{path}", f"/v1/customers/{path}/timeline"):
+        response = client.get(url, headers=key_for(Role.VIEWER))
+        assert response.status_code == 404, (url, response.text)
+        assert response.json()["error"]["code"] == "customer_not_found"

@@ -58,6 +58,7 @@ REFUSES_SOME_VALID_REQUESTS = {
     "POST /v1/admin/api-keys": "a key name of spaces only: 422",
     "GET /v1/admin/audit": "a cursor this endpoint did not issue: 400",
     "GET /v1/customers": "an unknown stage or segment is a 422; a forged cursor a 400",
+    "GET /v1/predictions/at-risk": "an unknown stage is a 422; a forged cursor a 400",
     "GET /v1/customers/{customer_id}/timeline": "a forged cursor: 400",
     "GET /v1/lifecycle/distribution": "start after end: 422",
     "GET /v1/lifecycle/flows": "start after end, or days outside the stored history: 422",
@@ -68,7 +69,7 @@ REFUSES_SOME_VALID_REQUESTS = {
 INGEST = frozenset({"POST /v1/track", "POST /v1/identify", "POST /v1/orders"})
 """Batches judged item by item: see :func:`ingest_refuses_invalid_items`."""
 
-OPERATIONS = 27
+OPERATIONS = 30
 """Operations in the OpenAPI document today; a new one is fuzzed without any change here."""
 
 

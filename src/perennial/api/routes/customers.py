@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
+import perennial.api.path_text  # noqa: F401 (registers the {name:text} convertor)
 from perennial.access.audit import AuditEntry
 from perennial.access.masking import contact_visible
 from perennial.access.roles import Principal, Role
@@ -138,7 +139,7 @@ def customer_search(
 
 
 @router.get(
-    "/{customer_id:path}/timeline",
+    "/{customer_id:text}/timeline",
     response_model=TimelinePage,
     responses=_NOT_FOUND,
     summary="A customer's orders and events, newest first",
@@ -163,7 +164,7 @@ async def customer_timeline(
 
 
 @router.get(
-    "/{customer_id:path}",
+    "/{customer_id:text}",
     response_model=Customer360,
     responses=_NOT_FOUND,
     summary="The customer 360",
