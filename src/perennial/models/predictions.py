@@ -136,7 +136,7 @@ def _btyd_part(
     except PerennialError as error:
         run.notes.append(f"BG/NBD and CLV not computed: {error}")
         return None
-    run.btyd = {**{f"bgnbd_{k}": v for k, v in counts.params.items()}}
+    run.btyd = {f"bgnbd_{k}": v for k, v in counts.params.items()}
     run.btyd.update({f"gamma_gamma_{k}": v for k, v in spend.params.items()})
     values = clv_table(counts, spend, summary, horizon_months=12)
     return pl.DataFrame(

@@ -134,6 +134,10 @@ class Board:
     flows_arrays: dict[str, npt.NDArray[Any]]
     purchase_arrays: dict[str, npt.NDArray[Any]]
 
+    def stage_labels(self) -> dict[str, tuple[str, str]]:
+        """Stage key -> (English, Chinese) label."""
+        return {stage.key: (stage.label_en, stage.label_zh) for stage in self.stages}
+
     def days(self, start: date, end: date) -> list[date]:
         """The stored days from ``start`` to ``end``, in order."""
         first, last = epoch_day(start), epoch_day(end)

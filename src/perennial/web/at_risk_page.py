@@ -32,7 +32,6 @@ from perennial.web.rendering import render_page
 __all__ = ["PAGE_SIZE", "AtRiskRowView", "at_risk_page", "router"]
 
 PAGE_SIZE = 50
-_FILTERS = ("stage", "tier", "risk_band", "sort", "min_probability")
 _PROBABILITIES = ("0.3", "0.5", "0.7", "0.9")
 
 router = APIRouter(include_in_schema=False)
@@ -84,8 +83,8 @@ def at_risk_page(
         if error.status >= 500:
             raise
         errors.append(t("at_risk.bad_filter", message=error.message))
-    except ValueError:
-        errors.append(t("at_risk.bad_filter", message=str(chosen)))
+    except ValueError as refused:  # a filter value the list cannot take, named
+        errors.append(t("at_risk.bad_filter", message=str(refused)))
     styles = styles_for(board, request)
     rows = [
         AtRiskRowView(
@@ -118,16 +117,14 @@ def _list(
     viewer: Viewer, serving: Serving, chosen: dict[str, str | None], cursor: str | None
 ) -> tuple[list[AtRiskItem], str | None]:
     """The API's page for the chosen filters; ``ValueError`` for a value it cannot take."""
-    sorts: tuple[str, ...] = get_args(AtRiskSort)
-    bands: tuple[str, ...] = get_args(RiskBand)
     tier, band, sort = chosen["tier"], chosen["risk_band"], chosen["sort"] or "clv"
-    if (tier and tier not in ValueTier._value2member_map_) or (band and band not in bands):
-        raise ValueError(chosen)
-    if sort not in sorts:
-        raise ValueError(chosen)
-    probability = float(chosen["min_probability"] or "0.5")
-    if not 0 <= probability <= 1:
-        raise ValueError(chosen)
+    if tier and tier not in ValueTier._value2member_map_:
+        raise ValueError(f"tier={tier}")
+    if band and band not in get_args(RiskBand):
+        raise ValueError(f"risk_band={band}")
+    if sort not in get_args(AtRiskSort):
+        raise ValueError(f"sort={sort}")
+    probability = _probability(chosen["min_probability"] or "0.5")
     page = at_risk_list(
         viewer.principal,
         serving,
@@ -140,6 +137,16 @@ def _list(
         limit=PAGE_SIZE,
     )
     return page.items, page.next_cursor
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise ValueError(f"min_probability={text}")
+    return value
 
 
 def _tier_label(tier: str | None, language: str) -> str:
@@ -157,11 +164,9 @@ def _url(chosen: dict[str, str | None], cursor: str | None = None) -> str:
 
 
 def _csv_url(chosen: dict[str, str | None]) -> str:
-    names = {"stage": "stage", "tier": "tier", "risk_band": "risk_band", "sort": "sort"}
-    query = {api: chosen[name] for name, api in names.items() if chosen[name]}
-    query["min_probability"] = chosen["min_probability"] or "0.5"
-    query["format"] = "csv"
-    return "/v1/predictions/at-risk?" + urlencode(query)
+    """The API's CSV of the same list (the page's filters are the API's parameters)."""
+    query = {name: value for name, value in chosen.items() if value}
+    return "/v1/predictions/at-risk?" + urlencode({**query, "format": "csv"})
 
 
 def _choices(

@@ -37,7 +37,7 @@ from perennial.api.security import require
 from perennial.api.serving import Serving, read, serving_of
 from perennial.api.state import AppState, app_state
 from perennial.lifecycle.tiers import ValueTier
-from perennial.serving.board import Board, load_board
+from perennial.serving.board import load_board
 from perennial.serving.customers import (
     CustomerFilter,
     CustomerSort,
@@ -99,7 +99,7 @@ def customer_list(
         after = _list_cursor(cursor, sort)
         where = CustomerFilter(stage, rfm_segment, None if tier is None else tier.value)
         rows = list_customers(reading.connection, where, sort=sort, after=after, limit=limit + 1)
-    labels = _stage_labels(board)
+    labels = board.stage_labels()
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].sort_key(sort)) if len(rows) > limit else None
     return CustomerPage(items=[list_item(row, labels) for row in page], next_cursor=next_cursor)
@@ -128,7 +128,7 @@ def customer_search(
         hits = search_customers(
             reading.connection, q, phone_region=settings.default_phone_region, limit=limit
         )
-    labels = _stage_labels(board)
+    labels = board.stage_labels()
     items = [
         SearchHitView(
             **list_item(hit.customer, labels).model_dump(), matched_on=list(hit.matched_on)
@@ -186,10 +186,6 @@ async def customer_360(customer_id: CustomerId, principal: Reader, request: Requ
     if visible and has_contact(record):
         _audit_view(request, principal, customer_id, "customer_360")
     return JsonResponse(render_360(record, rows, FIRST_TIMELINE_PAGE, visible))
-
-
-def _stage_labels(board: Board) -> dict[str, tuple[str, str]]:
-    return {stage.key: (stage.label_en, stage.label_zh) for stage in board.stages}
 
 
 def _check_known(field: str, value: str | None, known: list[str]) -> None:

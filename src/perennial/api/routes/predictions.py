@@ -24,7 +24,7 @@ from perennial.api.security import require
 from perennial.api.serving import Serving, read
 from perennial.lifecycle.tiers import ValueTier
 from perennial.serving.at_risk import AtRiskFilter, AtRiskRow, AtRiskSort, at_risk_customers
-from perennial.serving.board import Board, load_board
+from perennial.serving.board import load_board
 
 __all__ = ["AtRiskItem", "AtRiskPage", "at_risk_list", "router"]
 
@@ -95,7 +95,8 @@ def at_risk_list(
         size = CSV_LIMIT if csv_export else limit + 1
         after = None if csv_export else _cursor(cursor)
         rows = at_risk_customers(reading.connection, where, sort=sort, after=after, limit=size)
-    items = [_item(row, _stage_labels(board)) for row in rows[: CSV_LIMIT if csv_export else limit]]
+    labels = board.stage_labels()
+    items = [_item(row, labels) for row in rows[: CSV_LIMIT if csv_export else limit]]
     if csv_export:
         return _csv(items)
     more = len(rows) > limit
@@ -114,10 +115,6 @@ def _cursor(cursor: str | None) -> list[Any] | None:
             400, "invalid_cursor", "the cursor is not one this endpoint issued", "cursor"
         )
     return key
-
-
-def _stage_labels(board: Board) -> dict[str, tuple[str, str]]:
-    return {stage.key: (stage.label_en, stage.label_zh) for stage in board.stages}
 
 
 def _item(row: AtRiskRow, labels: dict[str, tuple[str, str]]) -> AtRiskItem:
