@@ -64,7 +64,35 @@ def _spark_unix_micros(instant: Any) -> Any:
     """Spark's ``unix_micros(ts)``: microseconds since 1970-01-01 UTC."""
 
 
+def _duckdb_json_extract_string(document: Any, path: Any) -> Any:
+    """DuckDB's ``json_extract_string(json, path)``: the value at ``path`` as text."""
+
+
+def _spark_get_json_object(document: Any, path: Any) -> Any:
+    """Spark's ``get_json_object(json, path)``: the value at ``path`` as text."""
+
+
+def _duckdb_datediff(part: Any, start: Any, end: Any) -> Any:
+    """DuckDB's ``datediff(part, start, end)``: whole days from ``start`` to ``end``."""
+
+
+def _spark_datediff(end: Any, start: Any) -> Any:
+    """Spark's ``datediff(end, start)``: whole days from ``start`` to ``end``."""
+
+
 _UTC = dt.Timestamp(timezone="UTC")
+_duckdb_json_text: Any = ibis.udf.scalar.builtin(
+    name="json_extract_string", signature=((dt.string, dt.string), dt.string)
+)(_duckdb_json_extract_string)
+_spark_json_text: Any = ibis.udf.scalar.builtin(
+    name="get_json_object", signature=((dt.string, dt.string), dt.string)
+)(_spark_get_json_object)
+_duckdb_days_between: Any = ibis.udf.scalar.builtin(
+    name="datediff", signature=((dt.string, dt.date, dt.date), dt.int64)
+)(_duckdb_datediff)
+_spark_days_between: Any = ibis.udf.scalar.builtin(
+    name="datediff", signature=((dt.date, dt.date), dt.int64)
+)(_spark_datediff)
 _duckdb_epoch_micros: Any = ibis.udf.scalar.builtin(name="epoch_us", signature=((_UTC,), dt.int64))(
     _duckdb_epoch_us
 )
@@ -133,6 +161,26 @@ class Backend:
         if self.engine == "duckdb":
             return _duckdb_wall_clock(zone, instant)
         return _spark_wall_clock(instant, zone)
+
+    def json_text(self, document: ir.StringValue, key: str) -> ir.StringValue:
+        """The top-level ``key`` of a JSON object held as text, as text (null when absent).
+
+        Numbers come back as their JSON text (``12``), strings without quotes, JSON
+        null as null. ``key`` must be an identifier; it reaches the engine as a bound
+        path literal (``$.key``), never as SQL text.
+        """
+        if not key.isidentifier():
+            raise ValueError(f"a JSON key must be an identifier, got {key!r}")
+        path = ibis.literal(f"$.{key}", type="string")
+        if self.engine == "duckdb":
+            return _duckdb_json_text(document, path)
+        return _spark_json_text(document, path)
+
+    def days_between(self, later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
+        """Whole calendar days from ``earlier`` to ``later`` (negative when later is before)."""
+        if self.engine == "duckdb":
+            return _duckdb_days_between(ibis.literal("day"), earlier, later)
+        return _spark_days_between(later, earlier)
 
     def register_arrow(self, name: str, data: pa.Table) -> ir.Table:
         """``data`` as the engine table ``name``, replacing any table of that name.
