@@ -9,7 +9,7 @@ Parquet files and a SQLite file under ``./.perennial/``.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
@@ -83,6 +83,17 @@ class Settings(BaseSettings):
         default=False,
         description="Mark session cookies Secure: true behind HTTPS, false for loopback HTTP.",
     )
+    clock: datetime | None = Field(
+        default=None,
+        description="Pin 'now' for segments and tags (e.g. 2026-01-01T00:00:00+08:00 to "
+        "replay demo or historical data); default the wall clock.",
+    )
+    segment_refresh_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="The server re-evaluates segments with time-relative conditions at least "
+        "this often (and at the next instant one of them can change, when known).",
+    )
     serving_path: Path | None = Field(
         default=None,
         description="Serving store (SQLite, rebuilt by `perennial serving refresh`); "
@@ -95,6 +106,17 @@ class Settings(BaseSettings):
         if value not in available_timezones():
             raise ValueError(f"unknown IANA time zone {value!r}")
         return value
+
+    @field_validator("clock")
+    @classmethod
+    def _aware_clock(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("clock needs a UTC offset, e.g. 2026-01-01T00:00:00+08:00")
+        return value
+
+    def now(self) -> datetime:
+        """The instant segments and tags take as now: ``clock`` when pinned, else the wall clock."""
+        return self.clock.astimezone(UTC) if self.clock is not None else datetime.now(UTC)
 
     @property
     def warehouse(self) -> Path:

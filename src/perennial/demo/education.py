@@ -3,7 +3,8 @@
 Some customers (most often those who favour courses or books) buy an online
 course, then complete lessons at a few days' pace and may pass the final exam.
 Each learner is headed for one outcome: never starting, stopping part-way,
-finishing without the certificate, or certifying; churn and the end of the
+finishing (a ``course_completed`` event at the last lesson) without the
+certificate, or certifying; churn and the end of the
 period can cut a path short, and the ground truth records where it stood.
 """
 
@@ -76,6 +77,7 @@ def learning_journeys(
     exam_kept = (headed == _CERTIFIED) & (exam_days <= limit[learners])
 
     completed = np.bincount(owner[lesson_kept], minlength=learners.shape[0])
+    finished = (completed == lessons) & (lessons > 0)
     status = np.select(
         [completed == 0, completed < lessons, ~exam_kept], [_NOT_STARTED, _IN_PROGRESS, _FINISHED],
         _CERTIFIED,
@@ -92,6 +94,8 @@ def learning_journeys(
             _batch(learners[owner[lesson_kept]], lesson_days[lesson_kept],
                    EventType.LESSON_COMPLETED, course_json.take(pa.array(owner[lesson_kept])),
                    ',"lesson":', rank[lesson_kept] + 1),
+            _batch(learners[finished], last_lesson[finished], EventType.COURSE_COMPLETED,
+                   course_json.filter(pa.array(finished)), ',"lessons":', lessons[finished]),
             _batch(learners[exam_kept], exam_days[exam_kept], EventType.EXAM_PASSED,
                    course_json.filter(pa.array(exam_kept)), ',"score":',
                    rng.integers(60, 101, learners.shape[0])[exam_kept]),

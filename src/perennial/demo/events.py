@@ -43,12 +43,13 @@ class EventType:
     COURSE_PURCHASED = 9
     LESSON_COMPLETED = 10
     EXAM_PASSED = 11
+    COURSE_COMPLETED = 12
 
 
 EVENT_TYPES = (
     "login", "page_view", "add_to_cart", "search", "coupon_redeemed", "complaint",
     "refund_request", "survey_answer", "identify", "course_purchased", "lesson_completed",
-    "exam_passed",
+    "exam_passed", "course_completed",
 )  # fmt: skip
 
 ANONYMOUS = -1

@@ -32,7 +32,7 @@ from perennial.schema.tables import OrderStatus
 from perennial.store.backends import Backend
 from perennial.store.warehouse import Snapshot
 
-__all__ = ["History", "days_between", "load_history"]
+__all__ = ["History", "days_between", "load_history", "resolved_events"]
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,15 @@ def load_history(
 def days_between(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
     """``later - earlier`` in float days of 24 hours, exact to the microsecond."""
     return later.delta(earlier, unit="microsecond").cast(dt.float64) / DAY_MICROSECONDS
+
+
+def resolved_events(backend: Backend, snapshot: Snapshot, cutoff: datetime) -> ir.Table:
+    """Events before ``cutoff`` with their customer resolved, as features see them.
+
+    Columns ``customer_id, event_type, ts, properties`` (JSON text); anonymous events
+    of visitors never linked to a customer are left out.
+    """
+    return _resolve_events(backend.table("events", snapshot), _utc_literal(cutoff.astimezone(UTC)))
 
 
 def _resolve_events(events: ir.Table, cutoff: ir.TimestampScalar) -> ir.Table:

@@ -209,6 +209,7 @@ EVENT_TYPES: tuple[tuple[str, str], ...] = (
     ("survey_answer", "A survey was answered."),
     ("course_purchased", "Education: a course was bought."),
     ("lesson_completed", "Education: a lesson was finished."),
+    ("course_completed", "Education: the last lesson of a course was finished."),
     ("exam_passed", "Education: an exam was passed (a certificate)."),
     (
         "identify",

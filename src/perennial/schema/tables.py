@@ -244,7 +244,7 @@ EVENTS = Table(
             Kind.STRING,
             "Open vocabulary: login, page_view, add_to_cart, "
             "search, coupon_redeemed, complaint, refund_request, survey_answer, "
-            "course_purchased, lesson_completed, exam_passed, identify, ...",
+            "course_purchased, lesson_completed, course_completed, exam_passed, identify, ...",
             required=True,
         ),
         Column("ts", Kind.TIMESTAMP, "When it happened, UTC.", required=True),
