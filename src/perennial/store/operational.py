@@ -27,9 +27,20 @@ __all__ = [
     "migrate",
     "recent_jobs",
     "start_job",
+    "utc",
 ]
 
 METADATA = sa.MetaData()
+
+
+def utc(value: datetime) -> datetime:
+    """A time read back from the store, as an aware UTC datetime.
+
+    SQLite keeps no offset (SQLAlchemy writes UTC and reads naive); PostgreSQL's
+    ``timestamptz`` comes back aware in the session's zone.
+    """
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 JOBS = sa.Table(
     "jobs",

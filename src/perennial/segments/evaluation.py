@@ -1,0 +1,151 @@
+"""One evaluation session: the warehouse as of now, the saved segments and tags it can use.
+
+Opening a session reads the newest warehouse snapshot and builds the frame once;
+every expression checked, previewed or refreshed in it sees the same data. A
+session can be restricted to some customers (the live path after new events):
+the frame and the events are then semi-joined to their ids before any
+aggregate runs, so the engine reads only their rows' worth of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import ibis.expr.types as ir  # type: ignore[import-untyped]
+import pyarrow as pa
+import sqlalchemy as sa
+
+from perennial.config import Settings
+from perennial.lifecycle.rule_errors import ParseError
+from perennial.segments.ast import Expression, referenced_segments, referenced_tags
+from perennial.segments.catalog import build_catalog, stored_event_types
+from perennial.segments.compiler import EvaluationContext, compile_membership
+from perennial.segments.frame import build_frame
+from perennial.segments.kinds import Catalog, check_expression
+from perennial.segments.parser import parse_expression
+from perennial.segments.references import SegmentCycleError, find_cycle, inline_segments
+from perennial.segments.repository import list_segments
+from perennial.segments.tag_store import known_tag_names, tags_table
+from perennial.store.backends import Backend, open_backend
+from perennial.store.warehouse import Warehouse
+
+__all__ = ["Evaluation", "open_evaluation"]
+
+_SUBJECTS = "perennial_segment_subjects"
+_TAGS = "perennial_segment_tags"
+
+
+@dataclass
+class Evaluation:
+    """An open session; use :func:`open_evaluation`."""
+
+    backend: Backend
+    operational: sa.Engine
+    now: datetime
+    timezone: str
+    frame: ir.Table
+    events: ir.Table
+    saved: Mapping[str, Expression]
+    catalog: Catalog
+    warehouse_version: int
+
+    def check(self, text: str, *, name: str | None = None) -> Expression:
+        """Parse and check ``text``; raises :class:`ParseError` (with the column) or
+        :class:`~perennial.segments.references.SegmentCycleError`."""
+        expression = parse_expression(text)
+        check_expression(expression, self.catalog, text)
+        if name is not None:
+            if name in referenced_segments(expression):
+                reason = f"segment '{name}' cannot reference itself"
+                raise ParseError(reason, text, text.find(name))
+            cycle = find_cycle(name, expression, self.saved)
+            if cycle:
+                raise SegmentCycleError(cycle)
+        return expression
+
+    def membership(self, expression: Expression) -> ir.Table:
+        """``customer_id, member`` for every customer of the session."""
+        return compile_membership(expression, self._context(expression))
+
+    def members(self, expression: Expression) -> list[str]:
+        """The ids of the members, sorted."""
+        table = self.membership(expression)
+        result = self.backend.to_pyarrow(
+            table.filter(table.member).select("customer_id").order_by("customer_id")
+        )
+        return [value for value in result.column("customer_id").to_pylist() if value is not None]
+
+    def count(self, expression: Expression) -> int:
+        table = self.membership(expression)
+        return int(self.backend.connection.execute(table.filter(table.member).count()))
+
+    def sample(self, expression: Expression, limit: int) -> list[str]:
+        table = self.membership(expression)
+        query = table.filter(table.member).select("customer_id").order_by("customer_id")
+        result = self.backend.to_pyarrow(query.limit(limit))
+        return [str(value) for value in result.column("customer_id").to_pylist()]
+
+    def customers(self) -> int:
+        return int(self.backend.connection.execute(self.frame.count()))
+
+    def _context(self, expression: Expression) -> EvaluationContext:
+        expanded = inline_segments(expression, self.saved)
+        tags = None
+        names = referenced_tags(expanded)
+        if names:
+            with self.operational.connect() as connection:
+                tags = self.backend.register_arrow(_TAGS, tags_table(connection, names))
+        return EvaluationContext(
+            self.backend,
+            self.frame,
+            self.events,
+            self.now,
+            self.timezone,
+            tags=tags,
+            segments=self.saved,
+        )
+
+
+@contextmanager
+def open_evaluation(
+    settings: Settings,
+    operational: sa.Engine,
+    *,
+    customers: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> Iterator[Evaluation]:
+    """A session over the newest warehouse snapshot (restricted to ``customers`` if given)."""
+    instant = now or settings.now()
+    warehouse = Warehouse(settings.warehouse)
+    snapshot = warehouse.snapshot()
+    with open_backend(settings) as backend:
+        built = build_frame(backend, snapshot, instant)
+        event_types = stored_event_types(
+            backend, built.events, settings.warehouse, snapshot.version
+        )
+        frame, events = built.frame, built.events
+        if customers is not None:
+            subjects = backend.register_arrow(
+                _SUBJECTS, pa.table({"customer_id": pa.array(list(customers), pa.string())})
+            )
+            frame = frame.semi_join(subjects, frame.customer_id == subjects.customer_id)
+            events = events.semi_join(subjects, events.customer_id == subjects.customer_id)
+        with operational.connect() as connection:
+            saved_segments = list_segments(connection)
+            tags = known_tag_names(connection)
+        saved = {segment.name: parse_expression(segment.expression) for segment in saved_segments}
+        catalog = build_catalog(built.frame, event_types, tags, saved)
+        yield Evaluation(
+            backend,
+            operational,
+            instant,
+            settings.default_timezone,
+            frame,
+            events,
+            saved,
+            catalog,
+            snapshot.version,
+        )

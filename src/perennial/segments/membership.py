@@ -1,0 +1,97 @@
+"""Keep a segment's membership current and log every enter and exit.
+
+A refresh evaluates the segment (for everyone, or for the customers an event
+touched), compares with the stored members and, in one transaction, moves the
+difference in or out and appends one ``enter``/``exit`` line per customer to the
+change log that journeys consume. Nothing changes for customers whose membership
+did not change, so refreshing twice logs nothing the second time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from perennial.segments.ast import Expression
+from perennial.segments.evaluation import Evaluation
+from perennial.segments.repository import (
+    SavedSegment,
+    apply_changes,
+    current_members,
+    current_members_among,
+)
+
+__all__ = ["RefreshResult", "refresh_membership", "retire_membership"]
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    name: str
+    version: int
+    members: int
+    entered: int
+    exited: int
+    seconds: float
+    trigger: str
+
+
+def refresh_membership(
+    evaluation: Evaluation,
+    segment: SavedSegment,
+    expression: Expression,
+    *,
+    trigger: str,
+    customers: Sequence[str] | None = None,
+) -> RefreshResult:
+    """Bring ``segment``'s members in line with ``expression`` in ``evaluation``.
+
+    With ``customers`` the evaluation must be restricted to them: only their
+    membership is compared and changed.
+    """
+    started = time.perf_counter()
+    members = set(evaluation.members(expression))
+    with evaluation.operational.begin() as connection:
+        if customers is None:
+            current = set(current_members(connection, segment.name))
+        else:
+            current = set(current_members_among(connection, segment.name, list(customers)))
+        entered = sorted(members - current)
+        exited = sorted(current - members)
+        total = apply_changes(
+            connection,
+            name=segment.name,
+            version=segment.version,
+            entered=entered,
+            exited=exited,
+            at=evaluation.now,
+            trigger=trigger,
+        )
+    return RefreshResult(
+        segment.name,
+        segment.version,
+        total,
+        len(entered),
+        len(exited),
+        time.perf_counter() - started,
+        trigger,
+    )
+
+
+def retire_membership(evaluation: Evaluation, segment: SavedSegment) -> RefreshResult:
+    """Every member exits (the segment was archived)."""
+    started = time.perf_counter()
+    with evaluation.operational.begin() as connection:
+        exited = sorted(current_members(connection, segment.name))
+        apply_changes(
+            connection,
+            name=segment.name,
+            version=segment.version,
+            entered=[],
+            exited=exited,
+            at=evaluation.now,
+            trigger="archive",
+        )
+    return RefreshResult(
+        segment.name, segment.version, 0, 0, len(exited), time.perf_counter() - started, "archive"
+    )

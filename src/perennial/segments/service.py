@@ -1,0 +1,382 @@
+"""Segments and tags as one service: check, preview, save, refresh, live updates, tags.
+
+The API, the CLI and the server's background threads all go through here, so a
+segment saved from the page and one loaded from a file are checked, versioned
+and refreshed alike. A save is all or nothing: a definition that does not parse,
+names an unknown field, event type, tag or segment, or closes a cycle is
+rejected before anything is written, with the column of the mistake.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from perennial.config import Settings
+from perennial.errors import ConfigError, PerennialError
+from perennial.segments.ast import Expression, event_types, format_expression, referenced_segments
+from perennial.segments.computed_tags import COMPUTED_TAGS, compute_tag_values
+from perennial.segments.evaluation import Evaluation, open_evaluation
+from perennial.segments.membership import RefreshResult, refresh_membership, retire_membership
+from perennial.segments.references import inline_segments
+from perennial.segments.repository import (
+    SavedSegment,
+    archive_segment,
+    check_name,
+    get_segment,
+    list_segments,
+    save_segment,
+)
+from perennial.segments.tag_store import (
+    CustomerTag,
+    TagKind,
+    define_tag,
+    list_tags,
+    remove_tag,
+    replace_source_rows,
+    set_tags,
+)
+from perennial.segments.timing import is_time_relative
+from perennial.store.operational import create_engine_for, migrate
+from perennial.store.warehouse import Warehouse
+
+__all__ = ["Preview", "SegmentService", "TagRefresh", "UnknownSegment"]
+
+MAX_TITLE = 200
+MAX_DESCRIPTION = 4000
+MAX_EXPRESSION = 8000
+
+
+class UnknownSegment(PerennialError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no segment named {name!r}")
+
+
+@dataclass(frozen=True)
+class Preview:
+    expression: str
+    """The canonical text of what was counted."""
+    count: int
+    customers: int
+    sample: list[str]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TagRefresh:
+    name: str
+    tagged: int
+    changed: int
+    removed: int
+
+
+class SegmentService:
+    """One per process; safe to share between threads (refreshes run one at a time)."""
+
+    def __init__(self, settings: Settings, operational: sa.Engine | None = None) -> None:
+        self._settings = settings
+        self._operational = operational or create_engine_for(settings)
+        self._refreshing = threading.Lock()
+
+    @classmethod
+    def migrated(cls, settings: Settings) -> SegmentService:
+        migrate(settings)
+        return cls(settings)
+
+    # -- checking and previewing -----------------------------------------------------
+
+    def check(self, text: str, *, name: str | None = None) -> str:
+        """The canonical text of ``text`` once checked; raises on any mistake."""
+        _check_length(text)
+        with self._evaluation() as evaluation:
+            return format_expression(evaluation.check(text, name=name))
+
+    def preview(self, text: str, *, sample: int = 20) -> Preview:
+        """How many customers ``text`` selects now, and the first few of them."""
+        _check_length(text)
+        started = time.perf_counter()
+        with self._evaluation() as evaluation:
+            expression = evaluation.check(text)
+            count = evaluation.count(expression)
+            ids = evaluation.sample(expression, sample) if sample else []
+            customers = evaluation.customers()
+        return Preview(
+            format_expression(expression), count, customers, ids, time.perf_counter() - started
+        )
+
+    # -- saving and refreshing -------------------------------------------------------
+
+    def save(
+        self,
+        name: str,
+        text: str,
+        *,
+        title: str = "",
+        description: str = "",
+        live: bool = True,
+        user: str = "system",
+    ) -> tuple[SavedSegment, RefreshResult | None]:
+        """Check, save (a new version when the definition changed) and refresh now."""
+        check_name(name)
+        _check_length(text)
+        if len(title) > MAX_TITLE or len(description) > MAX_DESCRIPTION:
+            raise ConfigError(
+                f"segment {name!r}",
+                "title" if len(title) > MAX_TITLE else "description",
+                f"a title is at most {MAX_TITLE} characters, a description {MAX_DESCRIPTION}",
+            )
+        with self._refreshing, self._evaluation() as evaluation:
+            expression = evaluation.check(text, name=name)
+            with self._operational.begin() as connection:
+                saved = save_segment(
+                    connection,
+                    name=name,
+                    title=title or name,
+                    description=description,
+                    expression=text.strip(),
+                    live=live,
+                    user=user,
+                    now=evaluation.now,
+                )
+            saved_expressions = {**evaluation.saved, name: expression}
+            evaluation.saved = saved_expressions
+            result = refresh_membership(evaluation, saved, expression, trigger="save")
+        return saved, result
+
+    def get(self, name: str) -> SavedSegment:
+        with self._operational.connect() as connection:
+            found = get_segment(connection, name)
+        if found is None or found.archived:
+            raise UnknownSegment(name)
+        return found
+
+    def all_segments(self) -> list[SavedSegment]:
+        with self._operational.connect() as connection:
+            return list_segments(connection)
+
+    def archive(self, name: str) -> RefreshResult:
+        with self._refreshing, self._evaluation() as evaluation:
+            segment = self.get(name)
+            users = [
+                other
+                for other, tree in evaluation.saved.items()
+                if other != name and _uses(tree, name)
+            ]
+            if users:
+                raise ConfigError(
+                    f"segment {name!r}",
+                    "",
+                    f"it is used by {', '.join(sorted(users))}; change those first",
+                )
+            result = retire_membership(evaluation, segment)
+            with self._operational.begin() as connection:
+                archive_segment(connection, name, evaluation.now)
+        return result
+
+    def refresh(
+        self, names: Collection[str] | None = None, *, trigger: str = "refresh"
+    ) -> list[RefreshResult]:
+        """Recompute the membership of ``names`` (default: every live segment)."""
+        with self._refreshing, self._evaluation() as evaluation:
+            segments = self._segments(names)
+            return [
+                refresh_membership(
+                    evaluation, segment, evaluation.saved[segment.name], trigger=trigger
+                )
+                for segment in segments
+            ]
+
+    def refresh_time_relative(self) -> list[RefreshResult]:
+        """Re-evaluate the live segments whose truth moves with the clock alone."""
+        with self._refreshing, self._evaluation() as evaluation:
+            due = [
+                segment
+                for segment in self._segments(None)
+                if is_time_relative(evaluation.saved[segment.name], evaluation.saved)
+            ]
+            return [
+                refresh_membership(
+                    evaluation, segment, evaluation.saved[segment.name], trigger="schedule"
+                )
+                for segment in due
+            ]
+
+    def refresh_customers(
+        self, customers: Sequence[str], kinds: Collection[str] | None = None
+    ) -> list[RefreshResult]:
+        """The live path: re-evaluate, for ``customers`` only, the live segments that events of
+        ``kinds`` can change (``None``: every live segment, e.g. after a tag change)."""
+        if not customers:
+            return []
+        unique = sorted(set(customers))
+        with self._refreshing, self._evaluation(customers=unique) as evaluation:
+            affected = [
+                segment
+                for segment in self._segments(None)
+                if kinds is None or _reads_any(evaluation, segment.name, kinds)
+            ]
+            return [
+                refresh_membership(
+                    evaluation,
+                    segment,
+                    evaluation.saved[segment.name],
+                    trigger="live",
+                    customers=unique,
+                )
+                for segment in affected
+            ]
+
+    def _segments(self, names: Collection[str] | None) -> list[SavedSegment]:
+        with self._operational.connect() as connection:
+            saved = list_segments(connection)
+        if names is None:
+            return [segment for segment in saved if segment.live]
+        by_name = {segment.name: segment for segment in saved}
+        missing = sorted(set(names) - set(by_name))
+        if missing:
+            raise UnknownSegment(missing[0])
+        return [by_name[name] for name in names]
+
+    # -- tags -----------------------------------------------------------------------
+
+    def define_rule_tag(
+        self, name: str, text: str, *, description: str = "", user: str = "system"
+    ) -> TagRefresh:
+        """A tag every customer matching ``text`` carries; refreshed now and with segments."""
+        check_name(name, "tag")
+        _check_length(text)
+        with self._refreshing, self._evaluation() as evaluation:
+            expression = evaluation.check(text)
+            with self._operational.begin() as connection:
+                define_tag(
+                    connection,
+                    name=name,
+                    kind=TagKind.RULE,
+                    description=description,
+                    expression=text.strip(),
+                    now=evaluation.now,
+                )
+            members = evaluation.members(expression)
+            return self._replace(
+                name,
+                TagKind.RULE,
+                dict.fromkeys(members),
+                f"rule: {text.strip()}",
+                user,
+                evaluation.now,
+            )
+
+    def refresh_tags(self, *, user: str = "system") -> list[TagRefresh]:
+        """Recompute every rule tag and every built-in computed tag."""
+        results = []
+        with self._refreshing, self._evaluation() as evaluation:
+            with self._operational.connect() as connection:
+                rules = [tag for tag in list_tags(connection) if tag.kind is TagKind.RULE]
+            for tag in rules:
+                expression = evaluation.check(tag.expression or "")
+                members = dict.fromkeys(evaluation.members(expression))
+                results.append(
+                    self._replace(
+                        tag.name,
+                        TagKind.RULE,
+                        members,
+                        f"rule: {tag.expression}",
+                        user,
+                        evaluation.now,
+                    )
+                )
+            warehouse = Warehouse(self._settings.warehouse)
+            for name, computed in COMPUTED_TAGS.items():
+                with self._operational.begin() as connection:
+                    define_tag(
+                        connection,
+                        name=name,
+                        kind=TagKind.COMPUTED,
+                        description=computed.description,
+                        expression=None,
+                        now=evaluation.now,
+                    )
+                values = compute_tag_values(evaluation, warehouse, name)
+                results.append(
+                    self._replace(
+                        name,
+                        TagKind.COMPUTED,
+                        values,
+                        f"computed: {computed.description}",
+                        user,
+                        evaluation.now,
+                    )
+                )
+        return results
+
+    def _replace(
+        self,
+        name: str,
+        source: TagKind,
+        values: dict[str, str | None],
+        reason: str,
+        user: str,
+        now: datetime,
+    ) -> TagRefresh:
+        with self._operational.begin() as connection:
+            changed, removed = replace_source_rows(
+                connection,
+                tag=name,
+                source=source,
+                values=values,
+                reason=reason,
+                set_by=user,
+                now=now,
+            )
+        return TagRefresh(name, len(values), changed, removed)
+
+    def tag_customers(
+        self,
+        rows: Sequence[tuple[str, str, str | None]],
+        *,
+        source: TagKind,
+        reason: str,
+        user: str,
+    ) -> int:
+        """Set (customer, tag, value) rows from an import or by hand, in one transaction."""
+        now = self._settings.now()
+        tagged = [
+            CustomerTag(customer, tag, value, source.value, reason, now, user)
+            for customer, tag, value in rows
+        ]
+        with self._operational.begin() as connection:
+            return set_tags(connection, tagged)
+
+    def untag_customer(self, customer_id: str, tag: str) -> bool:
+        with self._operational.begin() as connection:
+            return remove_tag(connection, customer_id, tag)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _evaluation(
+        self, customers: Sequence[str] | None = None
+    ) -> AbstractContextManager[Evaluation]:
+        return open_evaluation(self._settings, self._operational, customers=customers)
+
+
+def _check_length(text: str) -> None:
+    if len(text) > MAX_EXPRESSION:
+        raise ConfigError(
+            "expression", "", f"an expression is at most {MAX_EXPRESSION:,} characters"
+        )
+
+
+def _uses(tree: Expression, name: str) -> bool:
+    return name in referenced_segments(tree)
+
+
+def _reads_any(evaluation: Evaluation, name: str, kinds: Collection[str]) -> bool:
+    expanded = inline_segments(evaluation.saved[name], evaluation.saved)
+    return bool(set(event_types(expanded)) & set(kinds))
