@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         description="The server re-evaluates segments with time-relative conditions at least "
         "this often (and at the next instant one of them can change, when known).",
     )
+    webhook_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        description="Hosts that segment exports (and journeys) may POST to; '*' allows any. "
+        "Loopback only by default, so no one can make the server call an arbitrary address.",
+    )
     serving_path: Path | None = Field(
         default=None,
         description="Serving store (SQLite, rebuilt by `perennial serving refresh`); "

@@ -17,9 +17,11 @@ valid base body below, and a new text field is attacked without any change here.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -105,6 +107,9 @@ ORDER = {
         {"item_id": "it", "product_id": "P1", "category": "tea", "quantity": 1, "unit_price": 19.9}
     ],
 }
+HOOK = "http://127.0.0.1:{hook_port}/hook"
+"""The segment webhook export's receiver: a local server the target starts (port filled in)."""
+
 BODIES: dict[str, dict[str, Any]] = {
     "POST /v1/auth/login": {"username": "nobody", "password": "not the password"},
     "POST /v1/admin/users": {"username": "someone", "display_name": "Someone", "roles": ["viewer"]},
@@ -113,6 +118,13 @@ BODIES: dict[str, dict[str, Any]] = {
     "POST /v1/track": EVENT,
     "POST /v1/identify": IDENTIFY,
     "POST /v1/orders": ORDER,
+    "POST /v1/segments/validate": {"expression": "customer_id is not null"},
+    "POST /v1/segments/preview": {"expression": "customer_id is not null"},
+    "POST /v1/segments": {"name": "abuse", "expression": "customer_id is not null"},
+    "PUT /v1/segments/{name}": {"expression": "customer_id is not null", "title": "Abuse"},
+    "POST /v1/segments/{name}/export/webhook": {"url": HOOK, "retries": 0},
+    "POST /v1/tags": {"name": "abuse", "expression": "customer_id is not null"},
+    "PUT /v1/customers/{customer_id}/tags/{tag}": {"value": "gold", "reason": "abuse"},
 }
 """A valid body for every write endpoint that takes one."""
 INGEST = {"POST /v1/track": "events", "POST /v1/identify": "customers", "POST /v1/orders": "orders"}
@@ -129,13 +141,21 @@ class Target:
     admin: dict[str, str]
     operator: dict[str, str]
     user_id: str
+    hook_port: int
 
     def path(self, label: str) -> str:
-        return label.split(" ", 1)[1].replace("{user_id}", self.user_id)
+        path = label.split(" ", 1)[1].replace("{user_id}", self.user_id)
+        return (
+            path.replace("{name}", "abuse")
+            .replace("{customer_id}", "C0000001")
+            .replace("{tag}", "vip")
+        )
 
     def send(self, label: str, body: Any, **headers: str) -> Any:
         method = label.split(" ", 1)[0]
         auth = self.operator if label in INGEST else self.admin
+        if isinstance(body, dict) and isinstance(body.get("url"), str):
+            body = {**body, "url": body["url"].replace("{hook_port}", str(self.hook_port))}
         return self.client.request(method, self.path(label), json=body, headers={**auth, **headers})
 
     def stores(self) -> tuple[Any, ...]:
@@ -172,15 +192,36 @@ def target(demo: DemoStore, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         user = create_user(
             connection, username="target", roles=frozenset({Role.VIEWER}), actor="tests"
         ).user
-    with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
-        yield Target(
-            app,
-            client,
-            settings,
-            admin={"Authorization": f"Bearer {keys[Role.ADMIN]}"},
-            operator={"Authorization": f"Bearer {keys[Role.OPERATOR]}"},
-            user_id=user.user_id,
-        )
+    hook = _hook_server()
+    try:
+        with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
+            yield Target(
+                app,
+                client,
+                settings,
+                admin={"Authorization": f"Bearer {keys[Role.ADMIN]}"},
+                operator={"Authorization": f"Bearer {keys[Role.OPERATOR]}"},
+                user_id=user.user_id,
+                hook_port=hook.server_address[1],
+            )
+    finally:
+        hook.shutdown()
+
+
+class _Hook(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        del format, args
+
+
+def _hook_server() -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def _write_operations(app: FastAPI) -> dict[str, dict[str, Any]]:

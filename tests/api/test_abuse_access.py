@@ -30,6 +30,7 @@ from perennial.access.roles import ALL_ROLES, Role
 from perennial.access.sessions import SESSION_COOKIE
 from perennial.api.state import KeyCache
 from perennial.config import Settings
+from perennial.segments.tag_store import TagKind
 from perennial.service import create_app
 from tests.api.accounts import Account, add_account, sign_in
 from tests.api.hostile import assert_clean_error, snapshot
@@ -111,6 +112,42 @@ def _ingest(path: str, body: dict[str, Any]) -> Request:
     return _at(path, json=body)
 
 
+def _segment(suffix: str = "", **extra: Any) -> Request:
+    """A request on the segment ``matrix`` (saved first, so it exists)."""
+
+    def request(context: Context) -> dict[str, Any]:
+        context.app.state.perennial.segments.save("matrix", "stage == 'dormant'")
+        return {"url": f"/v1/segments/matrix{suffix}", **extra}
+
+    return request
+
+
+def _new_segment(context: Context) -> dict[str, Any]:
+    body = {"name": f"made-{next(context.names)}", "expression": "stage == 'dormant'"}
+    return {"url": "/v1/segments", "json": body}
+
+
+def _archive_segment(context: Context) -> dict[str, Any]:
+    name = f"gone-{next(context.names)}"
+    context.app.state.perennial.segments.save(name, "stage == 'dormant'")
+    return {"url": f"/v1/segments/{name}"}
+
+
+def _new_tag(context: Context) -> dict[str, Any]:
+    body = {"name": f"rule-{next(context.names)}", "expression": "frequency_orders > 3"}
+    return {"url": "/v1/tags", "json": body}
+
+
+def _tagged(context: Context) -> dict[str, Any]:
+    tag = f"hand-{next(context.names)}"
+    context.app.state.perennial.segments.tag_customers(
+        [("C0000001", tag, None)], source=TagKind.MANUAL, reason="test", user="tests"
+    )
+    return {"url": f"/v1/customers/C0000001/tags/{tag}"}
+
+
+EXPRESSION = {"expression": "stage == 'dormant' and did login in last 30 days"}
+TAGGERS = frozenset({Role.OPERATOR, Role.AGENT})
 TS = "2025-12-01T08:00:00+08:00"
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule(None, 200, _at("/healthz")),
@@ -182,6 +219,44 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/customers"): Rule(READERS, 200, _at("/customers"), page=True),
     ("GET", "/customers/{customer_id:path}"): Rule(
         READERS, 200, _at("/customers/C0000001"), page=True
+    ),
+    ("GET", "/v1/segments"): Rule(READERS, 200, _at("/v1/segments")),
+    ("GET", "/v1/segments/fields"): Rule(READERS, 200, _at("/v1/segments/fields")),
+    ("POST", "/v1/segments/validate"): Rule(
+        READERS, 200, _at("/v1/segments/validate", json=EXPRESSION)
+    ),
+    ("POST", "/v1/segments/preview"): Rule(
+        READERS, 200, _at("/v1/segments/preview", json=EXPRESSION)
+    ),
+    ("POST", "/v1/segments"): Rule(SENDERS, 201, _new_segment),
+    ("PUT", "/v1/segments/{name}"): Rule(SENDERS, 200, _segment(json=EXPRESSION)),
+    ("GET", "/v1/segments/changes"): Rule(READERS, 200, _at("/v1/segments/changes")),
+    ("GET", "/v1/segments/{name}"): Rule(READERS, 200, _segment()),
+    ("GET", "/v1/segments/{name}/versions"): Rule(READERS, 200, _segment("/versions")),
+    ("DELETE", "/v1/segments/{name}"): Rule(SENDERS, 200, _archive_segment),
+    ("POST", "/v1/segments/{name}/refresh"): Rule(SENDERS, 200, _segment("/refresh")),
+    ("GET", "/v1/segments/{name}/members"): Rule(READERS, 200, _segment("/members")),
+    ("GET", "/v1/segments/{name}/export"): Rule(SENDERS, 200, _segment("/export")),
+    ("POST", "/v1/segments/{name}/export/webhook"): Rule(
+        SENDERS,
+        502,  # nothing listens there: admitted callers reach the export, which reports it
+        _segment("/export/webhook", json={"url": "http://127.0.0.1:9/hook", "retries": 0}),
+    ),
+    ("GET", "/v1/tags"): Rule(READERS, 200, _at("/v1/tags")),
+    ("POST", "/v1/tags"): Rule(SENDERS, 201, _new_tag),
+    ("POST", "/v1/tags/refresh"): Rule(SENDERS, 200, _at("/v1/tags/refresh")),
+    ("POST", "/v1/tags/{name}/import"): Rule(
+        SENDERS, 200, _at("/v1/tags/imported/import", content=b"customer_id\nC0000001\n")
+    ),
+    ("GET", "/v1/customers/{customer_id:text}/tags"): Rule(
+        READERS, 200, _at("/v1/customers/C0000001/tags")
+    ),
+    ("PUT", "/v1/customers/{customer_id:text}/tags/{tag}"): Rule(
+        TAGGERS, 200, _at("/v1/customers/C0000001/tags/vip", json={"value": "gold"})
+    ),
+    ("DELETE", "/v1/customers/{customer_id:text}/tags/{tag}"): Rule(TAGGERS, 204, _tagged),
+    ("GET", "/v1/customers/{customer_id:text}/segments"): Rule(
+        READERS, 200, _at("/v1/customers/C0000001/segments")
     ),
     ("GET", "/vendor/plotly-7.1.0.min.js"): Rule(None, 200, _at("/vendor/plotly-7.1.0.min.js")),
     ("GET", "/static"): Rule(None, 200, _at("/static/dashboard.css")),

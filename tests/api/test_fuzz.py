@@ -63,6 +63,14 @@ REFUSES_SOME_VALID_REQUESTS = {
     "GET /v1/lifecycle/distribution": "start after end: 422",
     "GET /v1/lifecycle/flows": "start after end, or days outside the stored history: 422",
     "GET /v1/lifecycle/top-movers": "start after end, or days outside the stored history: 422",
+    "POST /v1/segments": "any text is schema-valid; an expression that does not parse, or "
+    "names an unknown field or event type: 422 with the column",
+    "PUT /v1/segments/{name}": "the same as POST /v1/segments",
+    "POST /v1/segments/preview": "the same expressions as POST /v1/segments: 422",
+    "POST /v1/segments/validate": "neither or both of expression and expression_json: 422",
+    "POST /v1/segments/{name}/export/webhook": "a URL nothing answers at: 502 after the retries",
+    "POST /v1/tags": "the same expressions as POST /v1/segments: 422",
+    "POST /v1/tags/{name}/import": "a CSV without a customer_id header: 422",
 }
 """Operations whose schema admits requests they rightly refuse, and why."""
 

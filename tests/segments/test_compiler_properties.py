@@ -54,6 +54,7 @@ from perennial.segments.ast import (
     format_expression,
 )
 from perennial.segments.compiler import EvaluationContext, compile_membership
+from perennial.segments.json_form import from_json, to_json
 from perennial.segments.kinds import Catalog, check_expression, kinds_of_arrow_schema
 from perennial.segments.parser import parse_expression
 from perennial.segments.reference import ReferenceData, ReferenceEvent, evaluate_reference
@@ -343,3 +344,10 @@ def _assert_agreement(backend: Backend, expression: Expression, data: Dataset) -
 @given(expression=conditions)
 def test_canonical_text_parses_back_to_the_same_tree(expression: Expression) -> None:
     assert parse_expression(format_expression(expression)) == expression
+
+
+@settings(max_examples=400, deadline=None)
+@given(expression=conditions)
+def test_the_json_form_reads_back_as_the_same_tree(expression: Expression) -> None:
+    document = to_json(expression)
+    assert from_json(json.loads(json.dumps(document))) == expression

@@ -15,15 +15,20 @@ from perennial.api.openapi import document_security
 from perennial.api.routes import (
     admin,
     auth,
+    customer_tags,
     customers,
     health,
     lifecycle,
     models,
     predictions,
+    segments,
+    tags,
     track,
 )
 from perennial.api.state import AppState
 from perennial.config import Settings
+from perennial.segments.live import LiveSegments, SegmentClock
+from perennial.segments.service import SegmentService
 from perennial.store.operational import create_engine_for, migrate
 
 __all__ = ["create_api"]
@@ -36,7 +41,10 @@ def create_api(settings: Settings) -> FastAPI:
     migrate(settings)
     engine = create_engine_for(settings)
     state = AppState(settings=settings, engine=engine, audit=AuditWriter(engine))
-    state.services.extend(track.ingest_services(settings, engine))
+    state.segments = SegmentService(settings, engine)
+    live = LiveSegments(state.segments)
+    state.services.extend(track.ingest_services(settings, engine, listeners=[live.notify]))
+    state.services.extend([live, SegmentClock(state.segments, settings.segment_refresh_seconds)])
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -59,11 +67,14 @@ def create_api(settings: Settings) -> FastAPI:
     # most requested (a customer 360 used to try every auth and admin route before its
     # own, about 45 us per request).
     app.include_router(health.router)
+    app.include_router(customer_tags.router)
     app.include_router(customers.router)
     app.include_router(track.router)
     app.include_router(lifecycle.router)
     app.include_router(models.router)
     app.include_router(predictions.router)
+    app.include_router(segments.router)
+    app.include_router(tags.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
     document_security(app)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from perennial.access.audit import AuditWriter
 from perennial.access.roles import Principal
 from perennial.config import Settings
+from perennial.segments.service import SegmentService
 
 __all__ = ["KEY_CACHE_SECONDS", "AppState", "BackgroundService", "KeyCache", "State", "app_state"]
 
@@ -65,6 +66,7 @@ class AppState:
     audit: AuditWriter
     services: list[BackgroundService] = field(default_factory=list)
     keys: KeyCache = field(default_factory=KeyCache)
+    segments: SegmentService | None = None
 
     def start(self) -> None:
         for service in self.services:

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,6 +78,9 @@ class DrainReport:
     requests: int = 0
     items: int = 0
     reports: tuple[IngestReport, ...] = ()
+    touched: tuple[tuple[str, str], ...] = ()
+    """(customer id, event type) of each event drained, (customer id, ``"customers"``) of each
+    customer record: what live segments re-evaluate."""
 
     @property
     def accepted(self) -> int:
@@ -92,6 +95,7 @@ class DrainReport:
             self.requests + other.requests,
             self.items + other.items,
             self.reports + other.reports,
+            self.touched + other.touched,
         )
 
 
@@ -163,7 +167,23 @@ def drain_once(
         raise
     with engine.begin() as connection:
         complete_requests(connection, claimed, now=datetime.now(UTC))
-    return DrainReport(len(claimed), len(items), tuple(reports))
+    return DrainReport(len(claimed), len(items), tuple(reports), touched_by(items))
+
+
+def touched_by(items: Sequence[ClaimedItem]) -> tuple[tuple[str, str], ...]:
+    """The customers the accepted items are about, with the event type (or table) of each."""
+    touched: dict[tuple[str, str], None] = {}
+    for item in items:
+        if item.reason is not None or item.table not in ("events", "customers"):
+            continue
+        record = orjson.loads(item.record)
+        customer = record.get("customer_id") if isinstance(record, dict) else None
+        if not isinstance(customer, str) or not customer:
+            continue
+        kind = record.get("event_type") if item.table == "events" else "customers"
+        if isinstance(kind, str):
+            touched[(customer, kind)] = None
+    return tuple(touched)
 
 
 def drain_inbox(
@@ -226,6 +246,7 @@ class InboxDrainer:
         interval: float = 1.0,
         max_items: int = 5000,
         retention: timedelta = timedelta(hours=24),
+        listeners: Sequence[Callable[[DrainReport], None]] = (),
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -237,6 +258,7 @@ class InboxDrainer:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._pruned_at: datetime | None = None
+        self._listeners = tuple(listeners)
 
     def start(self) -> None:
         if self._thread is None:
@@ -262,9 +284,12 @@ class InboxDrainer:
     def drain_now(self) -> DrainReport:
         """Drain everything pending now, between two background batches."""
         with self._lock:
-            return drain_inbox(
+            report = drain_inbox(
                 self._settings, self._engine, owner=self._owner, max_items=self._max_items
             )
+        if report.items:
+            self._tell(report)
+        return report
 
     def _run(self) -> None:
         self._release_dead()
@@ -284,6 +309,7 @@ class InboxDrainer:
                 _log.exception("inbox drain failed; retrying one request at a time")
                 limit, report = 1, DrainReport()
             if report.items:
+                self._tell(report)
                 _log.info(
                     "inbox drained %d requests, %d items (%d accepted, %d quarantined)",
                     report.requests,
@@ -294,6 +320,13 @@ class InboxDrainer:
             self._prune()
             if report.items < self._max_items // 2:  # no backlog: keep the cadence
                 self._stopping.wait(max(0.0, self._interval - (time.monotonic() - started)))
+
+    def _tell(self, report: DrainReport) -> None:
+        for listener in self._listeners:
+            try:
+                listener(report)
+            except Exception:
+                _log.exception("a drain listener failed")
 
     def _prune(self) -> None:
         now = datetime.now(UTC)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +23,9 @@ from perennial.errors import ConfigError, PerennialError
 from perennial.segments.ast import Expression, event_types, format_expression, referenced_segments
 from perennial.segments.computed_tags import COMPUTED_TAGS, compute_tag_values
 from perennial.segments.evaluation import Evaluation, open_evaluation
+from perennial.segments.kinds import Catalog
 from perennial.segments.membership import RefreshResult, refresh_membership, retire_membership
+from perennial.segments.parser import parse_expression
 from perennial.segments.references import inline_segments
 from perennial.segments.repository import (
     SavedSegment,
@@ -37,6 +39,7 @@ from perennial.segments.tag_store import (
     CustomerTag,
     TagKind,
     define_tag,
+    get_tag,
     list_tags,
     remove_tag,
     replace_source_rows,
@@ -46,7 +49,7 @@ from perennial.segments.timing import is_time_relative
 from perennial.store.operational import create_engine_for, migrate
 from perennial.store.warehouse import Warehouse
 
-__all__ = ["Preview", "SegmentService", "TagRefresh", "UnknownSegment"]
+__all__ = ["ImportResult", "Preview", "SegmentService", "TagRefresh", "UnknownSegment"]
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 4000
@@ -70,6 +73,14 @@ class Preview:
 
 
 @dataclass(frozen=True)
+class ImportResult:
+    name: str
+    tagged: int
+    rejected: list[tuple[int, str, str]]
+    """(line, customer id, reason) of each row not applied."""
+
+
+@dataclass(frozen=True)
 class TagRefresh:
     name: str
     tagged: int
@@ -90,7 +101,20 @@ class SegmentService:
         migrate(settings)
         return cls(settings)
 
+    @property
+    def operational(self) -> sa.Engine:
+        return self._operational
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
     # -- checking and previewing -----------------------------------------------------
+
+    def catalog(self) -> Catalog:
+        """The fields, event types, tags and segments an expression may name now."""
+        with self._evaluation() as evaluation:
+            return evaluation.catalog
 
     def check(self, text: str, *, name: str | None = None) -> str:
         """The canonical text of ``text`` once checked; raises on any mistake."""
@@ -212,16 +236,21 @@ class SegmentService:
         self, customers: Sequence[str], kinds: Collection[str] | None = None
     ) -> list[RefreshResult]:
         """The live path: re-evaluate, for ``customers`` only, the live segments that events of
-        ``kinds`` can change (``None``: every live segment, e.g. after a tag change)."""
+        ``kinds`` can change (``None``: every live segment, e.g. after a record or tag change).
+
+        Which segments are affected is decided from their text before any query runs, so a
+        batch of events no segment reads costs nothing."""
         if not customers:
+            return []
+        live = self._segments(None)
+        saved = {segment.name: parse_expression(segment.expression) for segment in live}
+        affected = [
+            segment for segment in live if kinds is None or _reads_any(saved, segment.name, kinds)
+        ]
+        if not affected:
             return []
         unique = sorted(set(customers))
         with self._refreshing, self._evaluation(customers=unique) as evaluation:
-            affected = [
-                segment
-                for segment in self._segments(None)
-                if kinds is None or _reads_any(evaluation, segment.name, kinds)
-            ]
             return [
                 refresh_membership(
                     evaluation,
@@ -231,6 +260,7 @@ class SegmentService:
                     customers=unique,
                 )
                 for segment in affected
+                if segment.name in evaluation.saved
             ]
 
     def _segments(self, names: Collection[str] | None) -> list[SavedSegment]:
@@ -354,6 +384,48 @@ class SegmentService:
         with self._operational.begin() as connection:
             return set_tags(connection, tagged)
 
+    def import_tag(
+        self, name: str, rows: Sequence[tuple[int, str, str | None]], *, source_name: str, user: str
+    ) -> ImportResult:
+        """Tag the customers of an imported list; ``rows`` are (line, customer id, value).
+
+        Every id is checked against the known customers first: unknown or repeated
+        ids are reported with their line and not tagged; the known ones are tagged
+        in one transaction."""
+        check_name(name, "tag")
+        with self._evaluation(customers=sorted({c for _, c, _ in rows})) as evaluation:
+            known = set(evaluation.members(parse_expression("customer_id is not null")))
+        rejected: list[tuple[int, str, str]] = []
+        accepted: dict[str, str | None] = {}
+        for line, customer, value in rows:
+            if customer not in known:
+                rejected.append((line, customer, "unknown customer id"))
+            elif customer in accepted:
+                rejected.append((line, customer, "repeated customer id (the first line counts)"))
+            else:
+                accepted[customer] = value
+        now = self._settings.now()
+        with self._operational.begin() as connection:
+            if get_tag(connection, name) is None:
+                define_tag(
+                    connection,
+                    name=name,
+                    kind=TagKind.IMPORT,
+                    description=f"imported from {source_name}",
+                    expression=None,
+                    now=now,
+                )
+            set_tags(
+                connection,
+                [
+                    CustomerTag(
+                        c, name, v, TagKind.IMPORT.value, f"import: {source_name}", now, user
+                    )
+                    for c, v in accepted.items()
+                ],
+            )
+        return ImportResult(name, len(accepted), rejected)
+
     def untag_customer(self, customer_id: str, tag: str) -> bool:
         with self._operational.begin() as connection:
             return remove_tag(connection, customer_id, tag)
@@ -377,6 +449,6 @@ def _uses(tree: Expression, name: str) -> bool:
     return name in referenced_segments(tree)
 
 
-def _reads_any(evaluation: Evaluation, name: str, kinds: Collection[str]) -> bool:
-    expanded = inline_segments(evaluation.saved[name], evaluation.saved)
+def _reads_any(saved: Mapping[str, Expression], name: str, kinds: Collection[str]) -> bool:
+    expanded = inline_segments(saved[name], saved)
     return bool(set(event_types(expanded)) & set(kinds))

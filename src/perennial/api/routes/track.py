@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -30,7 +31,7 @@ from perennial.api.state import AppState, BackgroundService, State
 from perennial.api.track_items import ENDPOINTS, Endpoint, IngestAnswer, prepare_items
 from perennial.api.track_models import MAX_ITEMS
 from perennial.config import Settings
-from perennial.ingest.drain import InboxDrainer
+from perennial.ingest.drain import DrainReport, InboxDrainer
 from perennial.ingest.inbox import InboxEntry, StoredAnswer, find_answer
 from perennial.ingest.inbox_writer import InboxWriter
 from perennial.ingest.record_checker import RecordChecker
@@ -256,9 +257,14 @@ def _items(endpoint: Endpoint, document: Any) -> tuple[list[Any], bool]:
     return items, False
 
 
-def ingest_services(settings: Settings, engine: Engine) -> list[BackgroundService]:
+def ingest_services(
+    settings: Settings,
+    engine: Engine,
+    *,
+    listeners: Sequence[Callable[[DrainReport], None]] = (),
+) -> list[BackgroundService]:
     """The record checker, the inbox writer, and the drainer unless
-    ``ingest_drain_seconds`` is 0."""
+    ``ingest_drain_seconds`` is 0 (``listeners`` hear of every drained batch)."""
     services: list[BackgroundService] = [RecordChecker(settings), InboxWriter(settings)]
     if settings.ingest_drain_seconds > 0:
         services.append(
@@ -267,6 +273,7 @@ def ingest_services(settings: Settings, engine: Engine) -> list[BackgroundServic
                 engine,
                 interval=settings.ingest_drain_seconds,
                 max_items=settings.ingest_drain_items,
+                listeners=listeners,
             )
         )
     return services
