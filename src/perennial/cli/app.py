@@ -15,6 +15,7 @@ from perennial.cli import (
     lifecycle,
     models,
     predict,
+    segments,
     serve,
     serving,
     store,
@@ -44,6 +45,8 @@ app.command("profile")(lifecycle.profile_command)
 app.add_typer(lifecycle.lifecycle_app, name="lifecycle")
 app.add_typer(models.models_app, name="models")
 app.command("predict")(predict.predict_command)
+app.add_typer(segments.segments_app, name="segments")
+app.add_typer(segments.tags_app, name="tags")
 app.command("serve")(serve.serve_command)
 app.add_typer(serving.serving_app, name="serving")
 app.add_typer(access.users_app, name="users")

@@ -9,6 +9,7 @@ aggregate runs, so the engine reads only their rows' worth of work.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ class Evaluation:
         """Parse and check ``text``; raises :class:`ParseError` (with the column) or
         :class:`~perennial.segments.references.SegmentCycleError`."""
         expression = parse_expression(text)
-        check_expression(expression, self.catalog, text)
+        catalog = dataclasses.replace(self.catalog, segments=frozenset(self.saved))
+        check_expression(expression, catalog, text)
         if name is not None:
             if name in referenced_segments(expression):
                 reason = f"segment '{name}' cannot reference itself"

@@ -20,8 +20,10 @@ import sqlalchemy as sa
 
 from perennial.config import Settings
 from perennial.errors import ConfigError, PerennialError
+from perennial.lifecycle.rule_errors import ParseError
 from perennial.segments.ast import Expression, event_types, format_expression, referenced_segments
 from perennial.segments.computed_tags import COMPUTED_TAGS, compute_tag_values
+from perennial.segments.documents import SegmentSpec
 from perennial.segments.evaluation import Evaluation, open_evaluation
 from perennial.segments.kinds import Catalog
 from perennial.segments.membership import RefreshResult, refresh_membership, retire_membership
@@ -173,6 +175,48 @@ class SegmentService:
             evaluation.saved = saved_expressions
             result = refresh_membership(evaluation, saved, expression, trigger="save")
         return saved, result
+
+    def save_many(
+        self, specs: Sequence[SegmentSpec], *, user: str = "system"
+    ) -> list[RefreshResult]:
+        """Save several segments all or nothing: every one is checked (references among
+        them included, in file order) before the first is written."""
+        for spec in specs:
+            check_name(spec.name)
+            _check_length(spec.expression)
+        with self._refreshing, self._evaluation() as evaluation:
+            pending = dict(evaluation.saved)
+            checked: list[tuple[SegmentSpec, Expression]] = []
+            for index, spec in enumerate(specs):
+                evaluation.saved = pending
+                try:
+                    expression = evaluation.check(spec.expression, name=spec.name)
+                except ParseError as error:
+                    raise ConfigError(
+                        f"segment {spec.name!r}", f"segments[{index}].expression", str(error)
+                    ) from None
+                pending = {**pending, spec.name: expression}
+                checked.append((spec, expression))
+            saved: list[SavedSegment] = []
+            with self._operational.begin() as connection:
+                for spec, _ in checked:
+                    saved.append(
+                        save_segment(
+                            connection,
+                            name=spec.name,
+                            title=spec.title or spec.name,
+                            description=spec.description,
+                            expression=spec.expression.strip(),
+                            live=spec.live,
+                            user=user,
+                            now=evaluation.now,
+                        )
+                    )
+            evaluation.saved = pending
+            return [
+                refresh_membership(evaluation, segment, expression, trigger="save")
+                for segment, (_, expression) in zip(saved, checked, strict=True)
+            ]
 
     def get(self, name: str) -> SavedSegment:
         with self._operational.connect() as connection:
