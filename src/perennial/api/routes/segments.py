@@ -221,7 +221,8 @@ def _expression_error(error: ParseError, field: str) -> ApiError:
 def _segment_out(service: SegmentService, segment: SavedSegment) -> SegmentOut:
     expression = parse_expression(segment.expression)
     with service.operational.connect() as connection:
-        trend = size_trend(connection, segment.name, date.today() - timedelta(days=TREND_DAYS))
+        since = service.settings.now().date() - timedelta(days=TREND_DAYS)
+        trend = size_trend(connection, segment.name, since)
         saved = {s.name: parse_expression(s.expression) for s in service.all_segments()}
     return SegmentOut(
         name=segment.name,
