@@ -215,6 +215,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/models/{version}"): Rule(READERS, 404, _at("/v1/models/churn-0001")),
     ("GET", "/at-risk"): Rule(READERS, 200, _at("/at-risk"), page=True),
     ("GET", "/models"): Rule(READERS, 200, _at("/models"), page=True),
+    ("GET", "/segments"): Rule(READERS, 200, _at("/segments"), page=True),
     ("GET", "/board"): Rule(READERS, 200, _at("/board"), page=True),
     ("GET", "/customers"): Rule(READERS, 200, _at("/customers"), page=True),
     ("GET", "/customers/{customer_id:path}"): Rule(

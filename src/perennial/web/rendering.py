@@ -55,6 +55,7 @@ NAVIGATION = (
     NavItem("nav.board", "/board"),
     NavItem("nav.customers", "/customers"),
     NavItem("nav.at_risk", "/at-risk"),
+    NavItem("nav.segments", "/segments"),
     NavItem("nav.models", "/models"),
     NavItem("nav.admin", "/admin", frozenset()),
 )

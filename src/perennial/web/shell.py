@@ -16,6 +16,7 @@ from perennial.web import (
     customers_page,
     login,
     models_page,
+    segments_page,
 )
 from perennial.web.assets import mount_assets
 from perennial.web.error_pages import install_error_pages
@@ -33,6 +34,7 @@ def mount_web(app: FastAPI) -> None:
     app.include_router(customer_page.router)
     app.include_router(at_risk_page.router)
     app.include_router(models_page.router)
+    app.include_router(segments_page.router)
     mount_assets(app)
     install_error_pages(app)
     app.add_middleware(SecurityHeaders)
