@@ -27,6 +27,7 @@ from perennial.store.warehouse import Warehouse
 from tests.segments.conftest import CLOCK, TODAY, SegmentStore
 
 PRESETS = Path(__file__).resolve().parents[2] / "examples" / "segments" / "presets.yaml"
+"""The example users copy: a link to the shipped ``PRESETS_FILE``."""
 LEARNING = ("lesson_completed", "course_purchased", "course_completed", "exam_passed")
 
 

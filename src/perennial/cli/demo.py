@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +29,10 @@ from perennial.config import Settings, load_settings
 from perennial.demo import DemoDataset, generate_demo
 from perennial.ingest.jobs import ingest_as_job
 from perennial.lifecycle.presets import resolve_model_path
+from perennial.lifecycle.profiles import as_of_instant
 from perennial.lifecycle.stage_model import load_stage_model
+from perennial.segments.documents import PRESETS_FILE, load_segment_document
+from perennial.segments.service import SegmentService
 from perennial.store.summary import store_summary
 
 __all__ = ["demo_app"]
@@ -156,3 +160,24 @@ def _run_lifecycle(settings: Settings, end: date, history_days: int) -> None:
     train_first_churn_model(settings)
     predict_and_store(settings, None)
     refresh_and_report(settings, stage_model)
+    load_demo_segments(settings, end)
+
+
+def load_demo_segments(settings: Settings, end: date) -> None:
+    """The shipped segment presets and computed tags, with the clock pinned to the end of
+    the demo period (its data stops there), also for the server ``--serve`` starts."""
+    if settings.clock is None:
+        clock = as_of_instant(end.isoformat(), settings.default_timezone)
+        os.environ.setdefault("PERENNIAL_CLOCK", clock.isoformat())
+        settings = settings.model_copy(update={"clock": clock})
+    service = SegmentService.migrated(settings)
+    results = service.save_many(load_segment_document(PRESETS_FILE).segments, user="demo")
+    tags = service.refresh_tags(user="demo")
+    console.rule("segments")
+    for result in results:
+        console.print(f"{result.name:26} {result.members:>9,} members", highlight=False)
+    console.print(
+        f"tags: {', '.join(f'{t.name} ({t.tagged:,})' for t in tags)}; "
+        f"clock pinned to {settings.clock.isoformat() if settings.clock else 'now'}",
+        highlight=False,
+    )

@@ -15,7 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from perennial.errors import ConfigError
 
-__all__ = ["SegmentDocument", "SegmentSpec", "load_segment_document"]
+__all__ = ["PRESETS_FILE", "SegmentDocument", "SegmentSpec", "load_segment_document"]
+
+PRESETS_FILE = Path(__file__).parent / "presets.yaml"
+"""The shipped presets (``examples/segments/presets.yaml`` links here)."""
 
 
 class SegmentSpec(BaseModel):

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 import pyarrow as pa
@@ -30,13 +31,18 @@ from perennial.segments.parser import parse_expression
 from perennial.segments.references import SegmentCycleError, find_cycle, inline_segments
 from perennial.segments.repository import list_segments
 from perennial.segments.tag_store import known_tag_names, tags_table
-from perennial.store.backends import Backend, open_backend
+from perennial.store.backends import Backend, Engine, open_backend
 from perennial.store.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 __all__ = ["Evaluation", "open_evaluation"]
 
 _SUBJECTS = "perennial_segment_subjects"
 _TAGS = "perennial_segment_tags"
+_SUBJECT_ROWS = "perennial_segment_subject_rows"
+_SUBJECT_EVENTS = "perennial_segment_subject_events"
 
 
 @dataclass
@@ -116,6 +122,29 @@ class Evaluation:
         )
 
 
+def _subjects_only(
+    backend: Backend, frame: ir.Table, events: ir.Table, customers: Sequence[str]
+) -> tuple[ir.Table, ir.Table]:
+    """The rows and events of ``customers`` only, read once into memory.
+
+    Every segment the session evaluates then runs on these small tables: one scan of
+    the stored events per live batch, however many segments it re-evaluates.
+    """
+    subjects = backend.register_arrow(
+        _SUBJECTS, pa.table({"customer_id": pa.array(list(customers), pa.string())})
+    )
+    their_rows = backend.to_pyarrow(
+        frame.semi_join(subjects, frame.customer_id == subjects.customer_id)
+    )
+    their_events = backend.to_pyarrow(
+        events.semi_join(subjects, events.customer_id == subjects.customer_id)
+    )
+    return (
+        backend.register_arrow(_SUBJECT_ROWS, their_rows),
+        backend.register_arrow(_SUBJECT_EVENTS, their_events),
+    )
+
+
 @contextmanager
 def open_evaluation(
     settings: Settings,
@@ -123,23 +152,22 @@ def open_evaluation(
     *,
     customers: Sequence[str] | None = None,
     now: datetime | None = None,
+    engine: Engine = "duckdb",
+    spark_session: SparkSession | None = None,
 ) -> Iterator[Evaluation]:
-    """A session over the newest warehouse snapshot (restricted to ``customers`` if given)."""
+    """A session over the newest warehouse snapshot (restricted to ``customers`` if given),
+    on DuckDB or on Spark (``engine="spark"``: the same queries, see ``docs/scale-out.md``)."""
     instant = now or settings.now()
     warehouse = Warehouse(settings.warehouse)
     snapshot = warehouse.snapshot()
-    with open_backend(settings) as backend:
+    with open_backend(settings, engine, spark_session) as backend:
         built = build_frame(backend, snapshot, instant)
         event_types = stored_event_types(
             backend, built.events, settings.warehouse, snapshot.version
         )
         frame, events = built.frame, built.events
         if customers is not None:
-            subjects = backend.register_arrow(
-                _SUBJECTS, pa.table({"customer_id": pa.array(list(customers), pa.string())})
-            )
-            frame = frame.semi_join(subjects, frame.customer_id == subjects.customer_id)
-            events = events.semi_join(subjects, events.customer_id == subjects.customer_id)
+            frame, events = _subjects_only(backend, frame, events, customers)
         with operational.connect() as connection:
             saved_segments = list_segments(connection)
             tags = known_tag_names(connection)
