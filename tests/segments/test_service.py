@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
@@ -27,6 +28,7 @@ from perennial.segments.tables import (
     SEGMENTS,
 )
 from perennial.segments.tag_store import TagKind, tags_of
+from perennial.store.warehouse import Warehouse
 from tests.segments.conftest import CLOCK, SegmentStore
 
 TABLES = (SEGMENTS, SEGMENT_VERSIONS, SEGMENT_MEMBERS, SEGMENT_CHANGES, CUSTOMER_TAGS)
@@ -177,9 +179,45 @@ def test_time_relative_segments_move_with_the_clock(
     now.save("recent_login", "did login in last 14 days")
     now.save("buyers", "frequency_orders >= 1")
     later = SegmentService(segment_store.settings(home, clock=CLOCK + timedelta(days=20)))
-    results = {r.name: r for r in later.refresh_time_relative()}
+    refreshed, _ = later.refresh_time_relative()
+    results = {r.name: r for r in refreshed}
     assert set(results) == {"recent_login"}, "only the segment that reads the clock"
     assert results["recent_login"].exited > 0 and results["recent_login"].members == 0
+
+
+def test_the_next_change_is_the_first_login_leaving_the_window(
+    segment_store: SegmentStore, tmp_path: Path
+) -> None:
+    """The scheduler wakes when the oldest login in the window turns 14 days old."""
+    service = SegmentService.migrated(segment_store.settings(tmp_path / "home"))
+    service.save("recent_login", "did login in last 14 days")
+    _, upcoming = service.refresh_time_relative()
+    logins = [
+        e["ts"]
+        for e in pq.read_table(
+            Warehouse(segment_store.warehouse).snapshot().paths("events")
+        ).to_pylist()
+        if e["event_type"] == "login" and e["customer_id"] and e["ts"] > CLOCK - timedelta(days=14)
+    ]
+    assert upcoming == min(logins) + timedelta(days=14)
+    service.save("lapsed", "days_since(last_order_at) > 45 or first_order_at < days_ago(400)")
+    service.archive("recent_login")
+    _, upcoming = service.refresh_time_relative()
+    profiles = pq.read_table(
+        Warehouse(segment_store.warehouse).snapshot().paths("profiles")
+    ).to_pylist()
+    deadlines = [
+        moment
+        for p in profiles
+        for moment in (
+            p["last_order_at"] and p["last_order_at"] + timedelta(days=45),
+            p["first_order_at"] and p["first_order_at"] + timedelta(days=400),
+        )
+        if moment and moment > CLOCK
+    ]
+    assert upcoming == min(deadlines)
+    service.save("mixed", "days_since(last_order_at) * 2 > 90")
+    assert service.refresh_time_relative()[1] is None, "an unknown use of the clock: schedule only"
 
 
 def test_rule_computed_imported_and_manual_tags_say_why(service: SegmentService) -> None:

@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from perennial.segments.service import SegmentService
+from perennial.segments.tag_store import TagKind
 from tests.web.conftest import screenshot
 from tests.web.live_server import LiveServer
 
@@ -89,3 +90,29 @@ def test_typed_text_redraws_the_rows_and_a_mistake_shows_its_column(
     expect(error).to_be_visible()
     expect(error).to_contain_text("column 21")
     expect(page.get_by_test_id("builder-count")).to_have_text("—")
+
+
+def test_the_360_shows_tags_with_why_and_the_segments_the_customer_is_in(
+    demo_page: Page, demo_server: LiveServer
+) -> None:
+    service = SegmentService.migrated(demo_server.settings)
+    hostile = "<script>alert('tag')</script>"
+    service.tag_customers(
+        [("C0000001", "vip", hostile)],
+        source=TagKind.MANUAL,
+        reason="manual: called about a refund",
+        user="agent.wang",
+    )
+    service.save("tagged_vips", "has_tag('vip')")
+    page = demo_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    _sign_in(page, demo_server, "operator")
+    page.goto("/customers/C0000001")
+    tag = page.locator('[data-testid="customer-tag"][data-tag="vip"]')
+    expect(tag).to_contain_text(f"vip: {hostile}")
+    expect(tag).to_contain_text("manual: called about a refund")
+    expect(tag).to_contain_text("agent.wang")
+    expect(page.get_by_test_id("customer-segments")).to_contain_text("tagged_vips")
+    assert "<script>alert('tag')" not in page.content()
+    assert dialogs == []

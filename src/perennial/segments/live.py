@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
+from datetime import UTC, datetime
 
 from perennial.ingest.drain import DrainReport
 from perennial.segments.service import SegmentService
@@ -26,6 +27,9 @@ RECORD_CHANGE = "customers"
 """The kind a changed customer record is reported as: it may change any attribute field."""
 
 _log = logging.getLogger(__name__)
+_AFTER_THE_INSTANT = 0.5
+"""Wake this long after a known change, so the evaluation sees the instant as past."""
+_SHORTEST_WAIT = 1.0
 
 
 class LiveSegments:
@@ -84,11 +88,14 @@ class LiveSegments:
 
 
 class SegmentClock:
-    """Every ``interval`` seconds, refresh the live segments that read the clock."""
+    """Refresh the live segments that read the clock every ``interval`` seconds, and at the
+    next instant one of them can change when that is sooner and known (see
+    :func:`perennial.segments.timing.next_change`; with a pinned clock, only the interval)."""
 
     def __init__(self, service: SegmentService, interval: float) -> None:
         self._service = service
         self._interval = interval
+        self.next_wake: float = interval
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -105,13 +112,17 @@ class SegmentClock:
             thread.join()
 
     def _run(self) -> None:
-        while not self._stopping.wait(self._interval):
+        while not self._stopping.wait(self.next_wake):
             started = time.monotonic()
+            self.next_wake = self._interval
             try:
-                results = self._service.refresh_time_relative()
+                results, upcoming = self._service.refresh_time_relative()
             except Exception:
                 _log.exception("scheduled segment refresh failed")
                 continue
+            if upcoming is not None and self._service.settings.clock is None:
+                until = (upcoming - datetime.now(UTC)).total_seconds() + _AFTER_THE_INSTANT
+                self.next_wake = min(self._interval, max(_SHORTEST_WAIT, until))
             if results:
                 _log.info(
                     "refreshed %d time-relative segments in %.2f s",

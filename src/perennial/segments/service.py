@@ -47,7 +47,7 @@ from perennial.segments.tag_store import (
     replace_source_rows,
     set_tags,
 )
-from perennial.segments.timing import is_time_relative
+from perennial.segments.timing import is_time_relative, next_change
 from perennial.store.operational import create_engine_for, migrate
 from perennial.store.warehouse import Warehouse
 
@@ -261,20 +261,24 @@ class SegmentService:
                 for segment in segments
             ]
 
-    def refresh_time_relative(self) -> list[RefreshResult]:
-        """Re-evaluate the live segments whose truth moves with the clock alone."""
+    def refresh_time_relative(self) -> tuple[list[RefreshResult], datetime | None]:
+        """Re-evaluate the live segments whose truth moves with the clock alone; also say
+        when the next of them may change next (``None``: not known, the schedule applies)."""
         with self._refreshing, self._evaluation() as evaluation:
             due = [
                 segment
                 for segment in self._segments(None)
                 if is_time_relative(evaluation.saved[segment.name], evaluation.saved)
             ]
-            return [
+            results = [
                 refresh_membership(
                     evaluation, segment, evaluation.saved[segment.name], trigger="schedule"
                 )
                 for segment in due
             ]
+            upcoming = [next_change(evaluation.saved[segment.name], evaluation) for segment in due]
+        known = [moment for moment in upcoming if moment is not None]
+        return results, (min(known) if known and len(known) == len(upcoming) else None)
 
     def refresh_customers(
         self, customers: Sequence[str], kinds: Collection[str] | None = None

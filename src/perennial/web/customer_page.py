@@ -29,6 +29,8 @@ from perennial.api.routes.customers import FIRST_TIMELINE_PAGE, customer_360, cu
 from perennial.api.serving import Serving
 from perennial.api.state import app_state
 from perennial.lifecycle.flows import NEW
+from perennial.segments.repository import changes_after
+from perennial.segments.tag_store import tags_of
 from perennial.serving.board import Board
 from perennial.web.board_data import board_or_none, no_data_page, styles_for
 from perennial.web.charts import stage_timeline_figure
@@ -101,7 +103,39 @@ async def customer_page(
         older=bool(cursor) and not errors,
         **_timeline_values(request, customer_id, timeline),
         **_profile_values(request, view, board),
+        **_tags_and_segments(request, customer_id),
     )
+
+
+def _tags_and_segments(request: Request, customer_id: str) -> dict[str, Any]:
+    """The customer's tags (value, source, why, when, who) and the segments they are in."""
+    service = app_state(request).segments
+    if service is None:
+        return {"tags": [], "segments": []}
+    fmt = _formatter(request)
+    with service.operational.connect() as connection:
+        tags = tags_of(connection, customer_id)
+        changes = changes_after(connection, 0, limit=1000, customer_id=customer_id)
+    inside: dict[str, str] = {}
+    for change in changes:
+        if change.change == "enter":
+            inside[change.name] = fmt.datetime(change.at)
+        else:
+            inside.pop(change.name, None)
+    return {
+        "tags": [
+            {
+                "tag": tag.tag,
+                "value": tag.value,
+                "source": tag.source,
+                "reason": tag.reason,
+                "set_at": fmt.datetime(tag.set_at),
+                "set_by": tag.set_by,
+            }
+            for tag in tags
+        ],
+        "segments": sorted(inside.items()),
+    }
 
 
 async def _timeline(
