@@ -83,7 +83,7 @@ def test_demo_serves_the_dashboard_and_the_printed_admin_can_sign_in(tmp_path: P
         command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        output = _read_until(process, re.compile(r"password: \S+"), seconds=240)
+        output = _read_until(process, re.compile(r"password: \S+"), seconds=300)
         base = f"http://127.0.0.1:{port}"
         assert f"{base}/" in output
         password = re.findall(r"password: (\S+)", output)[-1]
@@ -99,6 +99,12 @@ def test_demo_serves_the_dashboard_and_the_printed_admin_can_sign_in(tmp_path: P
             one = browser.get(f"/v1/customers/{customers[0]['customer_id']}")
             assert one.status_code == 200
             assert one.json()["customer_id"] == customers[0]["customer_id"]
+            segments = {s["name"]: s for s in browser.get("/v1/segments").json()}
+            assert {"education_a", "education_b", "education_c", "high_value_at_risk"} <= set(
+                segments
+            )
+            assert segments["learners"]["members"] > 0
+            assert all(s["refreshed_at"].startswith("2025-12-31T16:00") for s in segments.values())
     finally:
         process.send_signal(signal.SIGINT)
         try:
