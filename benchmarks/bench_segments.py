@@ -201,7 +201,23 @@ def live_path(store_home: Path, rate: int, seconds: float, drain: float) -> dict
     )
     poller.start()
     started = time.monotonic()
-    errors = _send_events(port, token, customers, rate, sent)
+    senders = 8
+    items = [(customer, number % SEGMENTS) for number, customer in enumerate(customers)]
+    failures: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda part: failures.append(
+                _send_events(port, token, part, rate / senders, sent)
+            ),
+            args=(items[index::senders],),
+        )
+        for index in range(senders)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    errors = sum(failures)
     sending = time.monotonic() - started
     stop.set()
     poller.join(timeout=seconds + 180)
@@ -252,37 +268,40 @@ def _poll_changes(
 
 
 def _send_events(
-    port: int, token: str, customers: list[str], rate: int, sent: dict[tuple[str, str], float]
+    port: int,
+    token: str,
+    items: list[tuple[str, int]],
+    rate: float,
+    sent: dict[tuple[str, str], float],
 ) -> int:
-    """Send one event per customer at ``rate`` per second in batches of 100; count errors."""
+    """Send one event per (customer, segment index) at ``rate`` per second in batches of
+    100; count failed requests. Several run at once, one HTTP connection each."""
     batch, errors = 100, 0
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     started = time.monotonic()
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as client:
-        for start in range(0, len(customers), batch):
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
+        for start in range(0, len(items), batch):
             pause = started + start / rate - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            events, keys = [], []
-            for offset, customer in enumerate(customers[start : start + batch]):
-                index = (start + offset) % SEGMENTS
-                events.append(
-                    {
-                        "event_id": f"ping-{start + offset}",
-                        "customer_id": customer,
-                        "event_type": "bench_ping",
-                        "ts": CLOCK.isoformat(),
-                        "properties": {"k": index},
-                    }
-                )
-                keys.append((f"ping-{index:02d}", customer))
+            chunk = items[start : start + batch]
+            events = [
+                {
+                    "event_id": f"ping-{customer}",
+                    "customer_id": customer,
+                    "event_type": "bench_ping",
+                    "ts": CLOCK.isoformat(),
+                    "properties": {"k": index},
+                }
+                for customer, index in chunk
+            ]
             answer = client.post("/v1/track", content=orjson.dumps({"events": events}))
             if answer.status_code != 202:
                 errors += 1
                 continue
             at = time.monotonic()
-            for key in keys:
-                sent[key] = at
+            for customer, index in chunk:
+                sent[(f"ping-{index:02d}", customer)] = at
     return errors
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from perennial.config import Settings
@@ -285,8 +285,30 @@ def test_duckdb_agrees_with_the_reference(
     _assert_agreement(backend, expression, data)
 
 
+_EDGE_PROFILE = {
+    "customer_id": "c0",
+    "orders": None,
+    "spend": None,
+    "channel": None,
+    "last_seen_at": None,
+    "birthday": None,
+}
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(expression=_events, data=datasets())
+@example(  # an event exactly at the start of its window is outside it
+    expression=DidEvent(EventSpec("buy", None, LastWindow(3, "days"))),
+    data=([_EDGE_PROFILE], [ReferenceEvent("c0", "buy", NOW - timedelta(days=3))], {}),
+)
+@example(  # an event at the local midnight that starts a date window is inside it
+    expression=DidEvent(EventSpec("buy", None, DateWindow(date(2025, 12, 31), None))),
+    data=(
+        [_EDGE_PROFILE],
+        [ReferenceEvent("c0", "buy", datetime(2025, 12, 30, 16, tzinfo=UTC))],
+        {},
+    ),
+)
 def test_event_predicates_agree_with_the_reference(
     backend: Backend, expression: Expression, data: Dataset
 ) -> None:

@@ -22,7 +22,7 @@ typed literals and property names as bound JSON paths, never as SQL text
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -38,7 +38,7 @@ from perennial.segments.ast import Expression, walk
 from perennial.segments.references import inline_segments
 from perennial.store.backends import Backend
 
-__all__ = ["EvaluationContext", "compile_membership", "local_midnight"]
+__all__ = ["EvaluationContext", "compile_membership", "compile_memberships", "local_midnight"]
 
 _DAY_US = 86_400_000_000
 _HOUR_US = 3_600_000_000
@@ -95,6 +95,27 @@ def compile_membership(expression: Expression, context: EvaluationContext) -> ir
     return joined.select("customer_id", member=compiler.condition(expanded, joined))
 
 
+def compile_memberships(
+    expressions: Mapping[str, Expression], context: EvaluationContext
+) -> tuple[ir.Table, dict[str, str]]:
+    """Several segments in one query: ``customer_id`` and one boolean column per name.
+
+    Event aggregates and tags that several expressions share are joined once. Returns
+    the table and the column of each name (names need not be valid identifiers).
+    """
+    if context.now.tzinfo is None:
+        raise ValueError("now must carry a time zone")
+    compiler = _Compiler(context)
+    expanded = {name: inline_segments(e, context.segments) for name, e in expressions.items()}
+    joined = compiler.join_all(list(expanded.values()))
+    columns = {name: f"_member_{index}" for index, name in enumerate(expanded)}
+    conditions = {
+        columns[name]: compiler.condition(expression, joined)
+        for name, expression in expanded.items()
+    }
+    return joined.select("customer_id", **conditions), columns
+
+
 class _Compiler:
     def __init__(self, context: EvaluationContext) -> None:
         self._context = context
@@ -110,17 +131,69 @@ class _Compiler:
     # -- joins ----------------------------------------------------------------------
 
     def join_inputs(self, expression: Expression) -> ir.Table:
+        return self.join_all([expression])
+
+    def join_all(self, expressions: Sequence[Expression]) -> ir.Table:
+        """The frame with a column per event predicate and tag of ``expressions``.
+
+        Plain event counts (any window but ``since``) share one pass over the events:
+        one group-by with a conditional count per predicate, joined once; sequences and
+        ``since`` windows get a join each.
+        """
         joined = self._context.frame
-        for node, _ in walk(expression):
+        plain: dict[nodes.DidEvent, str] = {}
+        for node in (found for e in expressions for found, _ in walk(e)):
             if isinstance(node, nodes.DidEvent | nodes.FollowedBy):
-                if node not in self._event_columns:
-                    name = f"_event_{len(self._event_columns)}"
-                    self._event_columns[node] = name
+                if node in self._event_columns:
+                    continue
+                name = f"_event_{len(self._event_columns)}"
+                self._event_columns[node] = name
+                if isinstance(node, nodes.DidEvent) and not isinstance(
+                    node.spec.window, nodes.SinceEvent
+                ):
+                    plain[node] = name
+                else:
                     joined = self._join_count(joined, self._event_counts(node), name)
             elif isinstance(node, nodes.HasTag | nodes.TagValue):
                 if node.name not in self._tag_columns:
                     joined = self._join_tag(joined, node.name)
+        if plain:
+            joined = self._join_plain_counts(joined, plain)
         return joined
+
+    def _join_plain_counts(self, joined: ir.Table, plain: dict[nodes.DidEvent, str]) -> ir.Table:
+        events = self._context.events
+        types = sorted({node.spec.event_type for node in plain})
+        relevant = events.filter(
+            events.event_type.isin([ibis.literal(t, type="string") for t in types])
+        )
+        counts = relevant.group_by(_count_customer=relevant.customer_id).aggregate(
+            **{
+                name: self._spec_condition(node.spec, relevant).ifelse(1, 0).sum().cast(dt.int64)
+                for node, name in plain.items()
+            }
+        )
+        result = joined.left_join(counts, joined.customer_id == counts._count_customer)
+        return result.drop("_count_customer")
+
+    def _spec_condition(self, spec: nodes.EventSpec, events: ir.Table) -> ir.BooleanValue:
+        """True for the events ``spec`` counts (its window must not be ``since``)."""
+        condition = events.event_type == ibis.literal(spec.event_type, type="string")
+        if spec.where is not None:
+            condition = condition & self._property(spec.where, events).fill_null(False)
+        window = spec.window
+        if isinstance(window, nodes.LastWindow):
+            start = self._now - timedelta(microseconds=_span_us(window))
+            condition = condition & (events.ts > ibis.literal(start, type=_UTC_TYPE))
+        elif isinstance(window, nodes.DateWindow):
+            zone = self._context.timezone
+            if window.start is not None:
+                start = local_midnight(window.start, zone)
+                condition = condition & (events.ts >= ibis.literal(start, type=_UTC_TYPE))
+            if window.end is not None:
+                end = local_midnight(window.end + timedelta(days=1), zone)
+                condition = condition & (events.ts < ibis.literal(end, type=_UTC_TYPE))
+        return condition
 
     def _join_count(self, joined: ir.Table, counts: ir.Table, name: str) -> ir.Table:
         counts = counts.select(_count_customer=counts.customer_id, **{name: counts._n})

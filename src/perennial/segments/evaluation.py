@@ -10,7 +10,7 @@ aggregate runs, so the engine reads only their rows' worth of work.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,14 +18,25 @@ from typing import TYPE_CHECKING
 
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from perennial.config import Settings
+from perennial.lifecycle import rule_ast as rule
 from perennial.lifecycle.rule_errors import ParseError
-from perennial.segments.ast import Expression, referenced_segments, referenced_tags
+from perennial.segments.ast import (
+    Expression,
+    referenced_fields,
+    referenced_segments,
+    referenced_tags,
+)
 from perennial.segments.catalog import build_catalog, stored_event_types
-from perennial.segments.compiler import EvaluationContext, compile_membership
-from perennial.segments.frame import build_frame
+from perennial.segments.compiler import (
+    EvaluationContext,
+    compile_membership,
+    compile_memberships,
+)
+from perennial.segments.frame import SegmentFrame, build_frame
 from perennial.segments.kinds import Catalog, check_expression
 from perennial.segments.parser import parse_expression
 from perennial.segments.references import SegmentCycleError, find_cycle, inline_segments
@@ -58,6 +69,8 @@ class Evaluation:
     saved: Mapping[str, Expression]
     catalog: Catalog
     warehouse_version: int
+    built: SegmentFrame | None = None
+    """The unrestricted frame's parts (``None`` when restricted to some customers)."""
 
     def check(self, text: str, *, name: str | None = None) -> Expression:
         """Parse and check ``text``; raises :class:`ParseError` (with the column) or
@@ -78,6 +91,33 @@ class Evaluation:
         """``customer_id, member`` for every customer of the session."""
         return compile_membership(expression, self._context(expression))
 
+    def counts(self, expression: Expression) -> tuple[int, int]:
+        """(members, customers) in one query."""
+        table = self.membership(expression)
+        counted = self.backend.to_pyarrow(
+            table.aggregate(
+                members=table.member.fill_null(False).cast("int64").sum(),
+                customers=table.count(),
+            )
+        )
+        row = counted.to_pylist()[0]
+        return int(row["members"] or 0), int(row["customers"])
+
+    def members_of(self, expressions: Mapping[str, Expression]) -> dict[str, set[str]]:
+        """The members of several segments from one query."""
+        if not expressions:
+            return {}
+        merged = rule.And(tuple(expressions.values()))  # type: ignore[arg-type]
+        context = self._context(merged)
+        table, columns = compile_memberships(expressions, context)
+        result = self.backend.to_pyarrow(table)
+        ids = result.column("customer_id")
+        found: dict[str, set[str]] = {}
+        for name, column in columns.items():
+            chosen = ids.filter(pc.fill_null(result.column(column), False))
+            found[name] = {value for value in chosen.to_pylist() if value is not None}
+        return found
+
     def members(self, expression: Expression) -> list[str]:
         """The ids of the members, sorted."""
         table = self.membership(expression)
@@ -91,10 +131,11 @@ class Evaluation:
         return self._count_rows(table.filter(table.member))
 
     def sample(self, expression: Expression, limit: int) -> list[str]:
+        """Up to ``limit`` members, sorted (any members: no sort of everyone first)."""
         table = self.membership(expression)
-        query = table.filter(table.member).select("customer_id").order_by("customer_id")
-        result = self.backend.to_pyarrow(query.limit(limit))
-        return [str(value) for value in result.column("customer_id").to_pylist()]
+        query = table.filter(table.member).select("customer_id").limit(limit)
+        result = self.backend.to_pyarrow(query)
+        return sorted(str(value) for value in result.column("customer_id").to_pylist())
 
     def customers(self) -> int:
         return self._count_rows(self.frame)
@@ -106,6 +147,9 @@ class Evaluation:
 
     def _context(self, expression: Expression) -> EvaluationContext:
         expanded = inline_segments(expression, self.saved)
+        frame = self.frame
+        if self.built is not None:
+            frame = self.built.narrowed(referenced_fields(expanded))
         tags = None
         names = referenced_tags(expanded)
         if names:
@@ -113,7 +157,7 @@ class Evaluation:
                 tags = self.backend.register_arrow(_TAGS, tags_table(connection, names))
         return EvaluationContext(
             self.backend,
-            self.frame,
+            frame,
             self.events,
             self.now,
             self.timezone,
@@ -124,7 +168,7 @@ class Evaluation:
 
 def _subjects_only(
     backend: Backend, frame: ir.Table, events: ir.Table, customers: Sequence[str]
-) -> tuple[ir.Table, ir.Table]:
+) -> tuple[ir.Table, ir.Table]:  # frame: already narrowed to the fields the caller needs
     """The rows and events of ``customers`` only, read once into memory.
 
     Every segment the session evaluates then runs on these small tables: one scan of
@@ -154,9 +198,13 @@ def open_evaluation(
     now: datetime | None = None,
     engine: Engine = "duckdb",
     spark_session: SparkSession | None = None,
+    fields: Collection[str] | None = None,
 ) -> Iterator[Evaluation]:
     """A session over the newest warehouse snapshot (restricted to ``customers`` if given),
-    on DuckDB or on Spark (``engine="spark"``: the same queries, see ``docs/scale-out.md``)."""
+    on DuckDB or on Spark (``engine="spark"``: the same queries, see ``docs/scale-out.md``).
+
+    With ``customers`` and ``fields``, only those fields of theirs are read (the live path
+    knows which fields its segments use)."""
     instant = now or settings.now()
     warehouse = Warehouse(settings.warehouse)
     snapshot = warehouse.snapshot()
@@ -167,6 +215,8 @@ def open_evaluation(
         )
         frame, events = built.frame, built.events
         if customers is not None:
+            if fields is not None:
+                frame = built.narrowed(fields)
             frame, events = _subjects_only(backend, frame, events, customers)
         with operational.connect() as connection:
             saved_segments = list_segments(connection)
@@ -183,4 +233,5 @@ def open_evaluation(
             saved,
             catalog,
             snapshot.version,
+            None if customers is not None else built,
         )

@@ -10,6 +10,7 @@ attribute and event conditions. Predictions are fields like any other (DESIGN ru
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,10 +47,30 @@ _EVENT_HORIZON = timedelta(days=3650)
 
 @dataclass(frozen=True)
 class SegmentFrame:
-    """``frame``: one row per customer; ``events``: ``customer_id, event_type, ts, properties``."""
+    """``frame``: one row per customer; ``events``: ``customer_id, event_type, ts, properties``.
+
+    ``sources`` are the tables the frame joins (each ``customer_id`` and its fields) and
+    ``ids`` every customer's id: :meth:`narrowed` joins only the sources an expression
+    reads, so a count over two profile fields does not read the customer records.
+    """
 
     frame: ir.Table
     events: ir.Table
+    ids: ir.Table
+    sources: tuple[ir.Table, ...]
+
+    def narrowed(self, fields: Collection[str]) -> ir.Table:
+        """One row per customer with ``customer_id`` and only ``fields``."""
+        wanted = set(fields)
+        frame = self.ids
+        for index, source in enumerate(self.sources):
+            columns = [c for c in source.columns if c in wanted and c != "customer_id"]
+            if not columns:
+                continue
+            key = f"_join_{index}"
+            picked = source.select(source.customer_id.name(key), *columns)
+            frame = frame.left_join(picked, frame.customer_id == picked[key]).drop(key)
+        return frame
 
 
 def build_frame(backend: Backend, snapshot: Snapshot, now: datetime) -> SegmentFrame:
@@ -82,7 +103,7 @@ def build_frame(backend: Backend, snapshot: Snapshot, now: datetime) -> SegmentF
         renamed = source.rename({key: "customer_id"})
         frame = frame.left_join(renamed, frame.customer_id == renamed[key]).drop(key)
     events = resolved_events(backend, snapshot, now + _EVENT_HORIZON)
-    return SegmentFrame(frame, events)
+    return SegmentFrame(frame, events, ids, tuple(sources))
 
 
 def _profile_fields(profiles: ir.Table, taken: set[str]) -> ir.Table:

@@ -9,6 +9,7 @@ did not change, so refreshing twice logs nothing the second time.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from perennial.segments.repository import (
     current_members_among,
 )
 
-__all__ = ["RefreshResult", "refresh_membership", "retire_membership"]
+__all__ = ["RefreshResult", "refresh_many", "refresh_membership", "retire_membership"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,41 @@ def retire_membership(evaluation: Evaluation, segment: SavedSegment) -> RefreshR
     return RefreshResult(
         segment.name, segment.version, 0, 0, len(exited), time.perf_counter() - started, "archive"
     )
+
+
+def refresh_many(
+    evaluation: Evaluation,
+    segments: Sequence[SavedSegment],
+    *,
+    trigger: str,
+    customers: Sequence[str] | None = None,
+) -> list[RefreshResult]:
+    """:func:`refresh_membership` for several segments, evaluated in one query and
+    written in one transaction (the live path re-evaluates every affected segment at once)."""
+    started = time.perf_counter()
+    found = evaluation.members_of({s.name: evaluation.saved[s.name] for s in segments})
+    results = []
+    with evaluation.operational.begin() as connection:
+        for segment in segments:
+            if customers is None:
+                current = set(current_members(connection, segment.name))
+            else:
+                current = set(current_members_among(connection, segment.name, list(customers)))
+            members = found[segment.name]
+            entered, exited = sorted(members - current), sorted(current - members)
+            total = apply_changes(
+                connection,
+                name=segment.name,
+                version=segment.version,
+                entered=entered,
+                exited=exited,
+                at=evaluation.now,
+                trigger=trigger,
+            )
+            results.append(
+                RefreshResult(
+                    segment.name, segment.version, total, len(entered), len(exited), 0.0, trigger
+                )
+            )
+    seconds = time.perf_counter() - started
+    return [dataclasses.replace(r, seconds=seconds) for r in results]

@@ -21,12 +21,23 @@ import sqlalchemy as sa
 from perennial.config import Settings
 from perennial.errors import ConfigError, PerennialError
 from perennial.lifecycle.rule_errors import ParseError
-from perennial.segments.ast import Expression, event_types, format_expression, referenced_segments
+from perennial.segments.ast import (
+    Expression,
+    event_types,
+    format_expression,
+    referenced_fields,
+    referenced_segments,
+)
 from perennial.segments.computed_tags import COMPUTED_TAGS, compute_tag_values
 from perennial.segments.documents import SegmentSpec
 from perennial.segments.evaluation import Evaluation, open_evaluation
 from perennial.segments.kinds import Catalog
-from perennial.segments.membership import RefreshResult, refresh_membership, retire_membership
+from perennial.segments.membership import (
+    RefreshResult,
+    refresh_many,
+    refresh_membership,
+    retire_membership,
+)
 from perennial.segments.parser import parse_expression
 from perennial.segments.references import inline_segments
 from perennial.segments.repository import (
@@ -130,9 +141,8 @@ class SegmentService:
         started = time.perf_counter()
         with self._evaluation() as evaluation:
             expression = evaluation.check(text)
-            count = evaluation.count(expression)
-            ids = evaluation.sample(expression, sample) if sample else []
-            customers = evaluation.customers()
+            count, customers = evaluation.counts(expression)
+            ids = evaluation.sample(expression, sample) if sample and count else []
         return Preview(
             format_expression(expression), count, customers, ids, time.perf_counter() - started
         )
@@ -253,13 +263,7 @@ class SegmentService:
     ) -> list[RefreshResult]:
         """Recompute the membership of ``names`` (default: every live segment)."""
         with self._refreshing, self._evaluation() as evaluation:
-            segments = self._segments(names)
-            return [
-                refresh_membership(
-                    evaluation, segment, evaluation.saved[segment.name], trigger=trigger
-                )
-                for segment in segments
-            ]
+            return refresh_many(evaluation, self._segments(names), trigger=trigger)
 
     def refresh_time_relative(self) -> tuple[list[RefreshResult], datetime | None]:
         """Re-evaluate the live segments whose truth moves with the clock alone; also say
@@ -298,18 +302,17 @@ class SegmentService:
         if not affected:
             return []
         unique = sorted(set(customers))
-        with self._refreshing, self._evaluation(customers=unique) as evaluation:
-            return [
-                refresh_membership(
-                    evaluation,
-                    segment,
-                    evaluation.saved[segment.name],
-                    trigger="live",
-                    customers=unique,
-                )
-                for segment in affected
-                if segment.name in evaluation.saved
-            ]
+        fields: set[str] = set()
+        for segment in affected:
+            fields.update(referenced_fields(inline_segments(saved[segment.name], saved)))
+        with (
+            self._refreshing,
+            open_evaluation(
+                self._settings, self._operational, customers=unique, fields=fields
+            ) as evaluation,
+        ):
+            present = [s for s in affected if s.name in evaluation.saved]
+            return refresh_many(evaluation, present, trigger="live", customers=unique)
 
     def _segments(self, names: Collection[str] | None) -> list[SavedSegment]:
         with self._operational.connect() as connection:
