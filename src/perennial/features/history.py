@@ -160,16 +160,44 @@ def days_between(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.Flo
     return later.delta(earlier, unit="microsecond").cast(dt.float64) / DAY_MICROSECONDS
 
 
-def resolved_events(backend: Backend, snapshot: Snapshot, cutoff: datetime) -> ir.Table:
+def resolved_events(
+    backend: Backend, snapshot: Snapshot, cutoff: datetime, links: ir.Table | None = None
+) -> ir.Table:
     """Events before ``cutoff`` with their customer resolved, as features see them.
 
     Columns ``customer_id, event_type, ts, properties`` (JSON text); anonymous events
-    of visitors never linked to a customer are left out.
+    of visitors never linked to a customer are left out. ``links`` (what
+    :func:`anonymous_links` computes, already materialised) spares every query on the
+    result the scan that finds them.
     """
-    return _resolve_events(backend.table("events", snapshot), _utc_literal(cutoff.astimezone(UTC)))
+    events = backend.table("events", snapshot)
+    return _resolve_events(events, _utc_literal(cutoff.astimezone(UTC)), links)
 
 
-def _resolve_events(events: ir.Table, cutoff: ir.TimestampScalar) -> ir.Table:
+def anonymous_links(backend: Backend, snapshot: Snapshot, cutoff: datetime) -> ir.Table:
+    """``linked_anonymous_id, linked_customer_id``: each visitor's first known customer."""
+    events = backend.table("events", snapshot)
+    return _first_links(events, _utc_literal(cutoff.astimezone(UTC)))
+
+
+def _first_links(events: ir.Table, cutoff: ir.TimestampScalar) -> ir.Table:
+    both = events.filter(
+        events.ts < cutoff, events.customer_id.notnull(), events.anonymous_id.notnull()
+    )
+    pairs = both.group_by("anonymous_id", "customer_id").aggregate(linked_at=both.ts.min())
+    earliest = ibis.window(
+        group_by=pairs.anonymous_id, order_by=[pairs.linked_at, pairs.customer_id]
+    )
+    return (
+        pairs.mutate(link_rank=ibis.row_number().over(earliest))
+        .filter(_.link_rank == 0)
+        .select(linked_anonymous_id=_.anonymous_id, linked_customer_id=_.customer_id)
+    )
+
+
+def _resolve_events(
+    events: ir.Table, cutoff: ir.TimestampScalar, links: ir.Table | None = None
+) -> ir.Table:
     """Events before the cutoff, anonymous ones attributed through point-in-time links.
 
     Events that name their customer pass as they are; only the anonymous ones are
@@ -182,16 +210,7 @@ def _resolve_events(events: ir.Table, cutoff: ir.TimestampScalar) -> ir.Table:
     def before(*conditions: ir.BooleanValue) -> ir.Table:
         return events.filter(events.ts < cutoff, *conditions)
 
-    both = before(events.customer_id.notnull(), events.anonymous_id.notnull())
-    pairs = both.group_by("anonymous_id", "customer_id").aggregate(linked_at=both.ts.min())
-    earliest = ibis.window(
-        group_by=pairs.anonymous_id, order_by=[pairs.linked_at, pairs.customer_id]
-    )
-    first_links = (
-        pairs.mutate(link_rank=ibis.row_number().over(earliest))
-        .filter(_.link_rank == 0)
-        .select(linked_anonymous_id=_.anonymous_id, linked_customer_id=_.customer_id)
-    )
+    first_links = _first_links(events, cutoff) if links is None else links
     anonymous = before(events.customer_id.isnull())
     joined = anonymous.join(first_links, anonymous.anonymous_id == first_links.linked_anonymous_id)
     attributed = _event_rows(joined, joined.linked_customer_id)

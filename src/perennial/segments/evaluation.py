@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["Evaluation", "open_evaluation"]
 
 _SUBJECTS = "perennial_segment_subjects"
+_customer_counts: dict[tuple[object, int], int] = {}
 _TAGS = "perennial_segment_tags"
 _SUBJECT_ROWS = "perennial_segment_subject_rows"
 _SUBJECT_EVENTS = "perennial_segment_subject_events"
@@ -69,6 +70,7 @@ class Evaluation:
     saved: Mapping[str, Expression]
     catalog: Catalog
     warehouse_version: int
+    warehouse_key: object = None
     built: SegmentFrame | None = None
     """The unrestricted frame's parts (``None`` when restricted to some customers)."""
 
@@ -102,6 +104,12 @@ class Evaluation:
         )
         row = counted.to_pylist()[0]
         return int(row["members"] or 0), int(row["customers"])
+
+    def count_and_sample(self, expression: Expression, limit: int) -> tuple[int, int, list[str]]:
+        """(members, customers, the first ``limit`` member ids): the members from one
+        query, the customers counted once per warehouse version."""
+        ids = self.members(expression)
+        return len(ids), self.customers(), ids[:limit]
 
     def members_of(self, expressions: Mapping[str, Expression]) -> dict[str, set[str]]:
         """The members of several segments from one query."""
@@ -138,7 +146,16 @@ class Evaluation:
         return sorted(str(value) for value in result.column("customer_id").to_pylist())
 
     def customers(self) -> int:
-        return self._count_rows(self.frame)
+        """Customers in the session (counted once per warehouse version when unrestricted)."""
+        if self.built is None:
+            return self._count_rows(self.frame)
+        key = (self.warehouse_key, self.warehouse_version)
+        cached = _customer_counts.get(key)
+        if cached is None:
+            cached = self._count_rows(self.built.ids)
+            _customer_counts.clear()
+            _customer_counts[key] = cached
+        return cached
 
     def _count_rows(self, table: ir.Table) -> int:
         # Through Arrow: Ibis's scalar path goes through pandas, which only adds a warning.
@@ -209,7 +226,7 @@ def open_evaluation(
     warehouse = Warehouse(settings.warehouse)
     snapshot = warehouse.snapshot()
     with open_backend(settings, engine, spark_session) as backend:
-        built = build_frame(backend, snapshot, instant)
+        built = build_frame(backend, snapshot, instant, settings.warehouse.resolve())
         event_types = stored_event_types(
             backend, built.events, settings.warehouse, snapshot.version
         )
@@ -233,5 +250,6 @@ def open_evaluation(
             saved,
             catalog,
             snapshot.version,
+            settings.warehouse.resolve(),
             None if customers is not None else built,
         )

@@ -10,6 +10,7 @@ attribute and event conditions. Predictions are fields like any other (DESIGN ru
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,9 +18,10 @@ from datetime import datetime, timedelta
 import ibis  # type: ignore[import-untyped]
 import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from perennial.features.history import resolved_events
+from perennial.features.history import anonymous_links, resolved_events
 from perennial.lifecycle.profiles import PROFILES_TABLE
 from perennial.models.predictions import PREDICTIONS_SCHEMA, PREDICTIONS_TABLE
 from perennial.store.backends import Backend
@@ -43,6 +45,9 @@ CUSTOMER_FIELDS = (
 """Customer-record columns offered as fields (and ``registered_at``: its ``created_at``)."""
 
 _EVENT_HORIZON = timedelta(days=3650)
+_LINKS = "perennial_segment_links"
+_links_cache: dict[tuple[object, int, str], pa.Table] = {}
+_links_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,9 @@ class SegmentFrame:
         return frame
 
 
-def build_frame(backend: Backend, snapshot: Snapshot, now: datetime) -> SegmentFrame:
+def build_frame(
+    backend: Backend, snapshot: Snapshot, now: datetime, warehouse_key: object = None
+) -> SegmentFrame:
     """The fields and events of every customer in ``snapshot``.
 
     Events are read up to ten years past ``now``: with a pinned clock every stored
@@ -102,8 +109,27 @@ def build_frame(backend: Backend, snapshot: Snapshot, now: datetime) -> SegmentF
         key = f"_join_{index}"
         renamed = source.rename({key: "customer_id"})
         frame = frame.left_join(renamed, frame.customer_id == renamed[key]).drop(key)
-    events = resolved_events(backend, snapshot, now + _EVENT_HORIZON)
+    horizon = now + _EVENT_HORIZON
+    links = backend.register_arrow(_LINKS, _cached_links(backend, snapshot, horizon, warehouse_key))
+    events = resolved_events(backend, snapshot, horizon, links)
     return SegmentFrame(frame, events, ids, tuple(sources))
+
+
+def _cached_links(
+    backend: Backend, snapshot: Snapshot, horizon: datetime, warehouse_key: object
+) -> pa.Table:
+    """The visitor-to-customer links of a warehouse version, computed once (one scan of
+    the events) and reused by every evaluation of that version."""
+    key = (warehouse_key, snapshot.version, backend.engine)
+    with _links_lock:
+        cached = _links_cache.get(key)
+    if cached is None:
+        cached = backend.to_pyarrow(anonymous_links(backend, snapshot, horizon))
+        with _links_lock:
+            if len(_links_cache) > 8:
+                _links_cache.clear()
+            _links_cache[key] = cached
+    return cached
 
 
 def _profile_fields(profiles: ir.Table, taken: set[str]) -> ir.Table:

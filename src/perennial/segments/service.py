@@ -141,8 +141,7 @@ class SegmentService:
         started = time.perf_counter()
         with self._evaluation() as evaluation:
             expression = evaluation.check(text)
-            count, customers = evaluation.counts(expression)
-            ids = evaluation.sample(expression, sample) if sample and count else []
+            count, customers, ids = evaluation.count_and_sample(expression, sample)
         return Preview(
             format_expression(expression), count, customers, ids, time.perf_counter() - started
         )
