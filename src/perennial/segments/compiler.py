@@ -167,6 +167,9 @@ class _Compiler:
         relevant = events.filter(
             events.event_type.isin([ibis.literal(t, type="string") for t in types])
         )
+        earliest = self._earliest_start(list(plain))
+        if earliest is not None:  # every predicate has a window: skip older events early
+            relevant = relevant.filter(relevant.ts >= ibis.literal(earliest, type=_UTC_TYPE))
         counts = relevant.group_by(_count_customer=relevant.customer_id).aggregate(
             **{
                 name: self._spec_condition(node.spec, relevant).ifelse(1, 0).sum().cast(dt.int64)
@@ -175,6 +178,19 @@ class _Compiler:
         )
         result = joined.left_join(counts, joined.customer_id == counts._count_customer)
         return result.drop("_count_customer")
+
+    def _earliest_start(self, counted: list[nodes.DidEvent]) -> datetime | None:
+        """The earliest instant any of these predicates counts from, if all have one."""
+        starts = []
+        for node in counted:
+            window = node.spec.window
+            if isinstance(window, nodes.LastWindow):
+                starts.append(self._now - timedelta(microseconds=_span_us(window)))
+            elif isinstance(window, nodes.DateWindow) and window.start is not None:
+                starts.append(local_midnight(window.start, self._context.timezone))
+            else:
+                return None
+        return min(starts) if starts else None
 
     def _spec_condition(self, spec: nodes.EventSpec, events: ir.Table) -> ir.BooleanValue:
         """True for the events ``spec`` counts (its window must not be ``since``)."""
