@@ -93,18 +93,6 @@ class Evaluation:
         """``customer_id, member`` for every customer of the session."""
         return compile_membership(expression, self._context(expression))
 
-    def counts(self, expression: Expression) -> tuple[int, int]:
-        """(members, customers) in one query."""
-        table = self.membership(expression)
-        counted = self.backend.to_pyarrow(
-            table.aggregate(
-                members=table.member.fill_null(False).cast("int64").sum(),
-                customers=table.count(),
-            )
-        )
-        row = counted.to_pylist()[0]
-        return int(row["members"] or 0), int(row["customers"])
-
     def count_and_sample(self, expression: Expression, limit: int) -> tuple[int, int, list[str]]:
         """(members, customers, the first ``limit`` member ids): the members from one
         query, the customers counted once per warehouse version."""
@@ -133,17 +121,6 @@ class Evaluation:
             table.filter(table.member).select("customer_id").order_by("customer_id")
         )
         return [value for value in result.column("customer_id").to_pylist() if value is not None]
-
-    def count(self, expression: Expression) -> int:
-        table = self.membership(expression)
-        return self._count_rows(table.filter(table.member))
-
-    def sample(self, expression: Expression, limit: int) -> list[str]:
-        """Up to ``limit`` members, sorted (any members: no sort of everyone first)."""
-        table = self.membership(expression)
-        query = table.filter(table.member).select("customer_id").limit(limit)
-        result = self.backend.to_pyarrow(query)
-        return sorted(str(value) for value in result.column("customer_id").to_pylist())
 
     def customers(self) -> int:
         """Customers in the session (counted once per warehouse version when unrestricted)."""
