@@ -27,6 +27,7 @@ from perennial.cli.serve import serve_command
 from perennial.cli.serving import refresh_and_report
 from perennial.config import Settings, load_settings
 from perennial.demo import DemoDataset, generate_demo
+from perennial.errors import PerennialError
 from perennial.ingest.jobs import ingest_as_job
 from perennial.lifecycle.presets import resolve_model_path
 from perennial.lifecycle.profiles import as_of_instant
@@ -171,7 +172,18 @@ def load_demo_segments(settings: Settings, end: date) -> None:
         os.environ.setdefault("PERENNIAL_CLOCK", clock.isoformat())
         settings = settings.model_copy(update={"clock": clock})
     service = SegmentService.migrated(settings)
-    results = service.save_many(load_segment_document(PRESETS_FILE).segments, user="demo")
+    specs = load_segment_document(PRESETS_FILE).segments
+    try:
+        results = service.save_many(specs, user="demo")
+    except PerennialError:
+        # A small demo may lack an event type a preset reads: save the others, say which not.
+        results = []
+        for spec in specs:
+            try:
+                results.extend(service.save_many([spec], user="demo"))
+            except PerennialError as error:
+                reason = str(error).splitlines()[0]
+                console.print(f"[yellow]preset {spec.name} skipped:[/] {reason}", highlight=False)
     tags = service.refresh_tags(user="demo")
     console.rule("segments")
     for result in results:
