@@ -36,7 +36,10 @@ from perennial.segments.documents import PRESETS_FILE, load_segment_document
 from perennial.segments.service import SegmentService
 from perennial.store.summary import store_summary
 
-__all__ = ["demo_app"]
+__all__ = [
+    "demo_app",
+    "load_demo_segments",
+]
 
 demo_app = typer.Typer(help="Demo data with ground truth.", no_args_is_help=True)
 

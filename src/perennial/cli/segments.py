@@ -24,7 +24,21 @@ from perennial.segments.repository import members_page
 from perennial.segments.service import SegmentService
 from perennial.segments.tag_store import list_tags, tag_counts
 
-__all__ = ["segments_app", "tags_app"]
+__all__ = [
+    "create_command",
+    "export_command",
+    "list_command",
+    "load_command",
+    "preview_command",
+    "refresh_command",
+    "segments_app",
+    "show_command",
+    "tags_app",
+    "tags_define_command",
+    "tags_import_command",
+    "tags_list_command",
+    "tags_refresh_command",
+]
 
 segments_app = typer.Typer(help="Segments: saved, live groups of customers.", no_args_is_help=True)
 tags_app = typer.Typer(

@@ -32,7 +32,13 @@ from perennial.schema.tables import OrderStatus
 from perennial.store.backends import Backend
 from perennial.store.warehouse import Snapshot
 
-__all__ = ["History", "days_between", "load_history", "resolved_events"]
+__all__ = [
+    "History",
+    "anonymous_links",
+    "days_between",
+    "load_history",
+    "resolved_events",
+]
 
 
 @dataclass(frozen=True)

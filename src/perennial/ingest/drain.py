@@ -53,6 +53,7 @@ __all__ = [
     "drainer_name",
     "ingest_claimed",
     "release_dead_drainers",
+    "touched_by",
 ]
 
 _log = logging.getLogger("perennial.ingest.drain")

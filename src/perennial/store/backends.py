@@ -193,6 +193,8 @@ class Backend:
             self.connection.con.register(name, data)
         else:
             self._session().createDataFrame(data).createOrReplaceTempView(name)
+            if name not in self._views:
+                self._views.append(name)  # dropped on close, like the tables' views
         return ibis.table(ibis.schema(data.schema), name=name)
 
     def unregister_arrow(self, name: str) -> None:

@@ -23,7 +23,16 @@ from perennial.segments.service import SegmentService
 from perennial.segments.tag_store import TagKind, tags_of
 from perennial.serving.customers import customer_exists
 
-__all__ = ["router"]
+__all__ = [
+    "CustomerTagOut",
+    "MembershipOut",
+    "TagValueIn",
+    "customer_segments",
+    "customer_tags",
+    "router",
+    "tag_customer",
+    "untag_customer",
+]
 
 router = APIRouter(prefix="/v1/customers", tags=["tags"])
 

@@ -38,7 +38,42 @@ from perennial.segments.repository import (
 from perennial.segments.service import SegmentService, UnknownSegment
 from perennial.segments.timing import is_time_relative
 
-__all__ = ["router", "segment_service"]
+__all__ = [
+    "CatalogOut",
+    "Change",
+    "ChangesOut",
+    "Definition",
+    "ExpressionError",
+    "Field_",
+    "Member",
+    "MembersOut",
+    "PreviewOut",
+    "RefreshOut",
+    "SavedOut",
+    "SegmentCreate",
+    "SegmentIn",
+    "SegmentOut",
+    "SizePoint",
+    "ValidateOut",
+    "WebhookIn",
+    "WebhookOut",
+    "archive",
+    "catalog",
+    "changes",
+    "create",
+    "export_csv",
+    "export_webhook",
+    "list_all",
+    "members",
+    "preview",
+    "refresh",
+    "router",
+    "segment_service",
+    "show",
+    "update",
+    "validate",
+    "versions",
+]
 
 router = APIRouter(
     prefix="/v1/segments",
@@ -48,6 +83,7 @@ router = APIRouter(
 
 Reader = Annotated[Principal, Depends(require(Role.OPERATOR, Role.AGENT, Role.VIEWER))]
 Writer = Annotated[Principal, Depends(require(Role.OPERATOR))]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$"
 Name = Annotated[
     str,
     Path(
@@ -365,8 +401,8 @@ def changes(
     service: Service,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    name: Annotated[str | None, Query(max_length=100)] = None,
-    customer_id: Annotated[str | None, Query(max_length=255)] = None,
+    name: Annotated[str | None, Query(max_length=100, pattern=NAME_PATTERN)] = None,
+    customer_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
 ) -> ChangesOut:
     with service.operational.connect() as connection:
         found = changes_after(connection, after, limit=limit, name=name, customer_id=customer_id)

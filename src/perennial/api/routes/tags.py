@@ -23,7 +23,18 @@ from perennial.api.routes.segments import Service, _checked
 from perennial.api.security import require
 from perennial.segments.tag_store import list_tags, tag_counts
 
-__all__ = ["router"]
+__all__ = [
+    "ImportOut",
+    "Rejected",
+    "RuleTagIn",
+    "TagOut",
+    "TagRefreshOut",
+    "define",
+    "import_csv",
+    "list_all",
+    "refresh",
+    "router",
+]
 
 router = APIRouter(prefix="/v1/tags", tags=["tags"], responses={422: {"model": ErrorBody}})
 
@@ -133,7 +144,14 @@ async def import_csv(
 
 
 def _rows(text: str) -> list[tuple[int, str, str | None]]:
-    reader = csv.reader(io.StringIO(text))
+    try:
+        return _read_rows(text)
+    except csv.Error as error:
+        raise ApiError(422, "invalid_input", f"the CSV cannot be read: {error}", "body") from None
+
+
+def _read_rows(text: str) -> list[tuple[int, str, str | None]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None or "customer_id" not in [h.strip() for h in header]:
         raise ApiError(
