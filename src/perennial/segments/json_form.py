@@ -51,7 +51,12 @@ def from_json(document: Any) -> Expression:
     return _node(document, "")
 
 
+_MAX_DEPTH = 32
+
+
 def _node(document: Any, path: str) -> Expression:
+    if path.count("all") + path.count("any") + path.count("not") > _MAX_DEPTH:
+        raise _error(path, f"conditions nest more than {_MAX_DEPTH} deep")
     if not isinstance(document, dict):
         raise _error(path, "a condition is a JSON object")
     kinds = [key for key in _KEYS if key in document]
