@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from perennial import __version__
 from perennial.access.audit import AuditWriter
 from perennial.api.errors import ErrorBody, install_error_handlers
-from perennial.api.middleware import AccessLog, BodyLimit
+from perennial.api.middleware import AccessLog, BodyLimit, SingleQueryValues
 from perennial.api.openapi import document_security
 from perennial.api.routes import (
     admin,
@@ -78,6 +78,7 @@ def create_api(settings: Settings) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(admin.router)
     document_security(app)
+    app.add_middleware(SingleQueryValues)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     app.add_middleware(AccessLog)
     return app

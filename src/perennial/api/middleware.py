@@ -11,13 +11,43 @@ import logging
 import secrets
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from perennial.api.errors import error_response
+
 __all__ = ["AccessLog", "BodyLimit"]
 
 _log = logging.getLogger("perennial.api.access")
+
+
+class SingleQueryValues:
+    """Refuse an API request that repeats a query parameter (422 naming it).
+
+    Every API query parameter is one value; a framework that silently keeps the last
+    of ``?stage=a&stage=b`` answers a question nobody asked (the fuzzer's finding).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/v1/"):
+            keys = [
+                key
+                for key, _ in parse_qsl(
+                    scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+                )
+            ]
+            repeated = sorted({key for key in keys if keys.count(key) > 1})
+            if repeated:
+                message = f"query parameter {repeated[0]!r} is given more than once"
+                response = error_response(422, "invalid_input", message, f"query.{repeated[0]}")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:

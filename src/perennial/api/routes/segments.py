@@ -399,7 +399,7 @@ def _save(principal: Principal, service: SegmentService, name: str, body: Segmen
 def changes(
     _principal: Reader,
     service: Service,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     name: Annotated[str | None, Query(max_length=100, pattern=NAME_PATTERN)] = None,
     customer_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
