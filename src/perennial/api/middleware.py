@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from perennial.api.errors import error_response
 
-__all__ = ["AccessLog", "BodyLimit"]
+__all__ = ["AccessLog", "BodyLimit", "SingleQueryValues"]
 
 _log = logging.getLogger("perennial.api.access")
 

@@ -46,9 +46,17 @@ from perennial.lifecycle.rule_ast import (
 from perennial.lifecycle.rule_errors import MissingFeatureError
 from perennial.lifecycle.rule_types import ValueKind
 
-__all__ = ["compile_rule", "kinds_of_schema"]
+__all__ = [
+    "COMPARISONS",
+    "balanced",
+    "compile_arithmetic",
+    "compile_call",
+    "compile_rule",
+    "kinds_of_schema",
+    "number_literal",
+]
 
-_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt,
     "<=": operator.le,
     ">": operator.gt,
@@ -99,7 +107,7 @@ def kinds_of_schema(schema: ibis.Schema) -> dict[str, ValueKind]:
 def _compile(node: Expression, table: ir.Table) -> ir.Value:
     match node:
         case Number(value):
-            return _number(value)
+            return number_literal(value)
         case Text(value):
             return ibis.literal(value, type="string")
         case Feature(name):
@@ -107,9 +115,9 @@ def _compile(node: Expression, table: ir.Table) -> ir.Value:
         case Negate(operand):
             return -_compile(operand, table).cast("float64")
         case Arithmetic(symbol, left, right):
-            return _arithmetic(symbol, _compile(left, table), _compile(right, table))
+            return compile_arithmetic(symbol, _compile(left, table), _compile(right, table))
         case Call(function, arguments):
-            return _call(function, [_compile(argument, table) for argument in arguments])
+            return compile_call(function, [_compile(argument, table) for argument in arguments])
         case _:
             return _condition(node, table)
 
@@ -119,7 +127,7 @@ def _condition(
 ) -> ir.BooleanValue:
     match node:
         case Comparison(symbol, left, right):
-            return _COMPARE[symbol](_compile(left, table), _compile(right, table))
+            return COMPARISONS[symbol](_compile(left, table), _compile(right, table))
         case IsNull(operand, negated):
             value = _compile(operand, table)
             return value.notnull() if negated else value.isnull()
@@ -133,14 +141,14 @@ def _condition(
             )
             return ~inside if negated else inside
         case And(operands):
-            return _balanced(operator.and_, [_compile(o, table) for o in operands])
+            return balanced(operator.and_, [_compile(o, table) for o in operands])
         case Or(operands):
-            return _balanced(operator.or_, [_compile(o, table) for o in operands])
+            return balanced(operator.or_, [_compile(o, table) for o in operands])
         case Not(operand):
             return ~_compile(operand, table)
 
 
-def _balanced(combine: Callable[[Any, Any], Any], values: list[ir.Value]) -> ir.BooleanValue:
+def balanced(combine: Callable[[Any, Any], Any], values: list[ir.Value]) -> ir.BooleanValue:
     # Pairwise, so 500 conditions joined by 'or' nest 9 deep in Ibis, not 500 (its recursion).
     while len(values) > 1:
         pairs = range(0, len(values) - 1, 2)
@@ -148,21 +156,21 @@ def _balanced(combine: Callable[[Any, Any], Any], values: list[ir.Value]) -> ir.
     return values[0]
 
 
-def _number(value: int | float) -> ir.NumericScalar:
+def number_literal(value: int | float) -> ir.NumericScalar:
     if isinstance(value, int):
         return ibis.literal(value, type="int64")
     # repr() is the shortest text that reads back as the same double.
     return ibis.literal(repr(value), type="string").cast("float64")
 
 
-def _arithmetic(symbol: str, left: ir.Value, right: ir.Value) -> ir.NumericValue:
+def compile_arithmetic(symbol: str, left: ir.Value, right: ir.Value) -> ir.NumericValue:
     left, right = left.cast("float64"), right.cast("float64")
     if symbol == "/":
         return left / right.nullif(0)
     return _ARITHMETIC[symbol](left, right)
 
 
-def _call(function: FunctionName, arguments: Sequence[ir.Value]) -> ir.Value:
+def compile_call(function: FunctionName, arguments: Sequence[ir.Value]) -> ir.Value:
     if function == "abs":
         return arguments[0].abs()
     if function == "coalesce":

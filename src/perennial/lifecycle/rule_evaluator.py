@@ -32,9 +32,17 @@ from perennial.lifecycle.rule_ast import (
 )
 from perennial.lifecycle.rule_errors import MissingFeatureError
 
-__all__ = ["evaluate_rule"]
+__all__ = [
+    "COMPARISONS",
+    "call_function",
+    "evaluate_rule",
+    "float_arithmetic",
+    "kleene_and",
+    "kleene_not",
+    "kleene_or",
+]
 
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
     ">": operator.gt,
@@ -74,10 +82,10 @@ def _evaluate(node: Expression, row: Mapping[str, Any]) -> Any:
             value = _evaluate(operand, row)
             return None if value is None else -float(value)
         case Arithmetic(symbol, left, right):
-            return _arithmetic(symbol, _evaluate(left, row), _evaluate(right, row))
+            return float_arithmetic(symbol, _evaluate(left, row), _evaluate(right, row))
         case Call(function, arguments):
             values = [_evaluate(argument, row) for argument in arguments]
-            return _call(function, values)
+            return call_function(function, values)
         case _:
             return _condition(node, row)
 
@@ -97,28 +105,28 @@ def _condition(
             return any(value == item.value for item in values) != negated
         case Between(operand, lower, upper, negated):
             value = _evaluate(operand, row)
-            inside = _and(
+            inside = kleene_and(
                 [
                     _compare("<=", _evaluate(lower, row), value),
                     _compare("<=", value, _evaluate(upper, row)),
                 ]
             )
-            return _not(inside) if negated else inside
+            return kleene_not(inside) if negated else inside
         case And(operands):
-            return _and(_evaluate(operand, row) for operand in operands)
+            return kleene_and(_evaluate(operand, row) for operand in operands)
         case Or(operands):
-            return _or(_evaluate(operand, row) for operand in operands)
+            return kleene_or(_evaluate(operand, row) for operand in operands)
         case Not(operand):
-            return _not(_evaluate(operand, row))
+            return kleene_not(_evaluate(operand, row))
 
 
 def _compare(symbol: str, left: Any, right: Any) -> bool | None:
     if left is None or right is None:
         return None
-    return _COMPARE[symbol](left, right)
+    return COMPARISONS[symbol](left, right)
 
 
-def _arithmetic(symbol: str, left: Any, right: Any) -> float | None:
+def float_arithmetic(symbol: str, left: Any, right: Any) -> float | None:
     if left is None or right is None:
         return None
     if symbol == "/":
@@ -126,7 +134,7 @@ def _arithmetic(symbol: str, left: Any, right: Any) -> float | None:
     return _ARITHMETIC[symbol](float(left), float(right))
 
 
-def _call(function: str, values: list[Any]) -> Any:
+def call_function(function: str, values: list[Any]) -> Any:
     if function == "abs":
         return None if values[0] is None else abs(values[0])
     present = [value for value in values if value is not None]
@@ -137,7 +145,7 @@ def _call(function: str, values: list[Any]) -> Any:
     return max(present) if function in ("max", "greatest") else min(present)
 
 
-def _and(values: Iterable[bool | None]) -> bool | None:
+def kleene_and(values: Iterable[bool | None]) -> bool | None:
     # Kleene logic: false wins, then unknown, then true.
     seen = list(values)
     if False in seen:
@@ -145,12 +153,12 @@ def _and(values: Iterable[bool | None]) -> bool | None:
     return None if None in seen else True
 
 
-def _or(values: Iterable[bool | None]) -> bool | None:
+def kleene_or(values: Iterable[bool | None]) -> bool | None:
     seen = list(values)
     if True in seen:
         return True
     return None if None in seen else False
 
 
-def _not(value: bool | None) -> bool | None:
+def kleene_not(value: bool | None) -> bool | None:
     return None if value is None else not value

@@ -22,10 +22,9 @@ typed literals and property names as bound JSON paths, never as SQL text
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import ibis  # type: ignore[import-untyped]
@@ -33,6 +32,13 @@ import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 
 from perennial.lifecycle import rule_ast as rule
+from perennial.lifecycle.rule_compiler import (
+    COMPARISONS,
+    balanced,
+    compile_arithmetic,
+    compile_call,
+    number_literal,
+)
 from perennial.segments import ast as nodes
 from perennial.segments.ast import Expression, walk
 from perennial.segments.references import inline_segments
@@ -42,14 +48,6 @@ __all__ = ["EvaluationContext", "compile_membership", "compile_memberships", "lo
 
 _DAY_US = 86_400_000_000
 _HOUR_US = 3_600_000_000
-_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
 _UTC_TYPE = dt.Timestamp(timezone="UTC")
 
 
@@ -291,14 +289,14 @@ class _Compiler:
     def _property(self, node: Expression, events: ir.Table) -> ir.BooleanValue:
         match node:
             case rule.And(operands):
-                return _balanced(operator.and_, [self._property(o, events) for o in operands])
+                return balanced(operator.and_, [self._property(o, events) for o in operands])
             case rule.Or(operands):
-                return _balanced(operator.or_, [self._property(o, events) for o in operands])
+                return balanced(operator.or_, [self._property(o, events) for o in operands])
             case rule.Not(operand):
                 return ~self._property(operand, events)
             case rule.Comparison(symbol, rule.Feature(name), literal):
                 value = self._property_value(events, name, literal)  # type: ignore[arg-type]
-                return _COMPARE[symbol](value, _literal(literal))  # type: ignore[arg-type]
+                return COMPARISONS[symbol](value, _literal(literal))  # type: ignore[arg-type]
             case rule.IsNull(rule.Feature(name), negated):
                 text = self._backend.json_text(events.properties, name)
                 return text.notnull() if negated else text.isnull()
@@ -334,7 +332,7 @@ class _Compiler:
     def value(self, node: Expression, table: ir.Table) -> ir.Value:
         match node:
             case rule.Number(number):
-                return _number(number)
+                return number_literal(number)
             case rule.Text(text):
                 return ibis.literal(text, type="string")
             case rule.Feature(name):
@@ -364,7 +362,7 @@ class _Compiler:
             case nodes.DidEvent(_, count, negated):
                 counted = table[self._event_columns[node]].fill_null(0)
                 bound = count or nodes.CountBound(">=", 1)
-                holds = _COMPARE[bound.operator](counted, bound.times)
+                holds = COMPARISONS[bound.operator](counted, bound.times)
                 return ~holds if negated else holds
             case nodes.FollowedBy():
                 return table[self._event_columns[node]].fill_null(0) >= 1
@@ -376,17 +374,13 @@ class _Compiler:
             case rule.Negate(operand):
                 return -self.value(operand, table).cast(dt.float64)
             case rule.Arithmetic(symbol, left, right):
-                lhs = self.value(left, table).cast(dt.float64)
-                rhs = self.value(right, table).cast(dt.float64)
-                if symbol == "/":
-                    return lhs / rhs.nullif(0)
-                return {"+": operator.add, "-": operator.sub, "*": operator.mul}[symbol](lhs, rhs)
+                return compile_arithmetic(symbol, self.value(left, table), self.value(right, table))
             case rule.Call(function, arguments):
-                return _call(function, [self.value(argument, table) for argument in arguments])
+                return compile_call(function, [self.value(a, table) for a in arguments])
             case rule.And(operands):
-                return _balanced(operator.and_, [self.value(o, table) for o in operands])
+                return balanced(operator.and_, [self.value(o, table) for o in operands])
             case rule.Or(operands):
-                return _balanced(operator.or_, [self.value(o, table) for o in operands])
+                return balanced(operator.or_, [self.value(o, table) for o in operands])
             case rule.Not(operand):
                 return ~self.value(operand, table)
         return self._comparison_value(node, table)
@@ -395,7 +389,7 @@ class _Compiler:
         match node:
             case rule.Comparison(symbol, left, right):
                 lhs, rhs = self._comparable(self.value(left, table), self.value(right, table))
-                return _COMPARE[symbol](lhs, rhs)
+                return COMPARISONS[symbol](lhs, rhs)
             case rule.IsNull(operand, negated):
                 value = self.value(operand, table)
                 return value.notnull() if negated else value.isnull()
@@ -452,16 +446,6 @@ class _Compiler:
         return ibis.date(ibis.literal(year, type="int32"), month.cast("int32"), day.cast("int32"))
 
 
-def _call(function: rule.FunctionName, values: list[ir.Value]) -> ir.Value:
-    if function == "abs":
-        return values[0].abs()
-    if function == "coalesce":
-        return ibis.coalesce(*values)
-    if function in ("max", "greatest"):
-        return ibis.greatest(*values)
-    return ibis.least(*values)
-
-
 def _text_match(
     match: nodes.MatchOperator, text: ir.StringValue, pattern: str, negated: bool
 ) -> ir.BooleanValue:
@@ -478,16 +462,3 @@ def _literal(node: rule.Number | rule.Text) -> ir.Value:
     if isinstance(node, rule.Number):
         return ibis.literal(float(node.value), type="float64")
     return ibis.literal(node.value, type="string")
-
-
-def _number(value: int | float) -> ir.NumericScalar:
-    if isinstance(value, int):
-        return ibis.literal(value, type="int64")
-    return ibis.literal(repr(value), type="string").cast("float64")
-
-
-def _balanced(combine: Callable[[Any, Any], Any], values: list[ir.Value]) -> ir.BooleanValue:
-    while len(values) > 1:
-        pairs = range(0, len(values) - 1, 2)
-        values = [combine(values[i], values[i + 1]) for i in pairs] + values[len(values) // 2 * 2 :]
-    return values[0]

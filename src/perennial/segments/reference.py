@@ -11,30 +11,28 @@ membership without a query.
 from __future__ import annotations
 
 import json
-import operator
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from perennial.lifecycle import rule_ast as rule
+from perennial.lifecycle.rule_evaluator import (
+    COMPARISONS,
+    call_function,
+    float_arithmetic,
+    kleene_and,
+    kleene_not,
+    kleene_or,
+)
 from perennial.segments import ast as nodes
 from perennial.segments.ast import Expression
 from perennial.segments.compiler import local_midnight
 from perennial.segments.references import inline_segments
 
 __all__ = ["ReferenceData", "ReferenceEvent", "evaluate_reference"]
-
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ class _Row:
             case nodes.DidEvent(spec, count, negated):
                 counted = sum(1 for _ in self._matching(spec))
                 bound = count or nodes.CountBound(">=", 1)
-                holds = _COMPARE[bound.operator](counted, bound.times)
+                holds = COMPARISONS[bound.operator](counted, bound.times)
                 return not holds if negated else holds
             case nodes.FollowedBy(first, then, within, negated):
                 return self._followed_by(first, then, within, negated)
@@ -143,15 +141,15 @@ class _Row:
                 value = self.value(operand)
                 return None if value is None else -float(value)
             case rule.Arithmetic(symbol, left, right):
-                return _arithmetic(symbol, self.value(left), self.value(right))
+                return float_arithmetic(symbol, self.value(left), self.value(right))
             case rule.Call(function, arguments):
-                return _call(function, [self.value(argument) for argument in arguments])
+                return call_function(function, [self.value(argument) for argument in arguments])
             case rule.And(operands):
-                return _and(self.value(operand) for operand in operands)
+                return kleene_and(self.value(operand) for operand in operands)
             case rule.Or(operands):
-                return _or(self.value(operand) for operand in operands)
+                return kleene_or(self.value(operand) for operand in operands)
             case rule.Not(operand):
-                return _not(self.value(operand))
+                return kleene_not(self.value(operand))
         return self._comparison_value(node)
 
     def _comparison_value(self, node: Expression) -> Any:
@@ -167,13 +165,13 @@ class _Row:
                 return any(value == item.value for item in values) != negated
             case rule.Between(operand, lower, upper, negated):
                 value = self.value(operand)
-                inside = _and(
+                inside = kleene_and(
                     [
                         self._compare("<=", self.value(lower), value),
                         self._compare("<=", value, self.value(upper)),
                     ]
                 )
-                return _not(inside) if negated else inside
+                return kleene_not(inside) if negated else inside
         raise TypeError(f"not an expression node: {node!r}")
 
     def _compare(self, symbol: str, left: Any, right: Any) -> bool | None:
@@ -183,7 +181,7 @@ class _Row:
             left = self._e.local_day(left)
         elif isinstance(right, datetime) and not isinstance(left, datetime):
             right = self._e.local_day(right)
-        return _COMPARE[symbol](left, right)
+        return COMPARISONS[symbol](left, right)
 
     def _time_function(self, function: str, value: Any) -> float | None:
         if value is None:
@@ -299,11 +297,11 @@ class _PropertyRow:
     def value(self, node: Expression) -> bool | None:
         match node:
             case rule.And(operands):
-                return _and(self.value(o) for o in operands)
+                return kleene_and(self.value(o) for o in operands)
             case rule.Or(operands):
-                return _or(self.value(o) for o in operands)
+                return kleene_or(self.value(o) for o in operands)
             case rule.Not(operand):
-                return _not(self.value(operand))
+                return kleene_not(self.value(operand))
         return self._test(node)
 
     def _test(self, node: Expression) -> bool | None:
@@ -312,7 +310,7 @@ class _PropertyRow:
                 value = self.lookup(name, literal)
                 if value is None:
                     return None
-                return _COMPARE[symbol](value, _literal(literal))
+                return COMPARISONS[symbol](value, _literal(literal))
             case rule.IsNull(rule.Feature(name), negated):
                 return (self.text(name) is None) != negated
             case rule.InList(rule.Feature(name), values, negated):
@@ -358,41 +356,3 @@ def _anniversary(year: int, day: date) -> date:
     if day.month == 2 and day.day == 29 and not leap:
         return date(year, 2, 28)
     return date(year, day.month, day.day)
-
-
-def _arithmetic(symbol: str, left: Any, right: Any) -> float | None:
-    if left is None or right is None:
-        return None
-    if symbol == "/":
-        return None if float(right) == 0 else float(left) / float(right)
-    combine = {"+": operator.add, "-": operator.sub, "*": operator.mul}[symbol]
-    return float(combine(float(left), float(right)))
-
-
-def _call(function: str, values: list[Any]) -> Any:
-    if function == "abs":
-        return None if values[0] is None else abs(values[0])
-    present = [value for value in values if value is not None]
-    if not present:
-        return None
-    if function == "coalesce":
-        return present[0]
-    return max(present) if function in ("max", "greatest") else min(present)
-
-
-def _and(values: Iterable[bool | None]) -> bool | None:
-    seen = list(values)
-    if False in seen:
-        return False
-    return None if None in seen else True
-
-
-def _or(values: Iterable[bool | None]) -> bool | None:
-    seen = list(values)
-    if True in seen:
-        return True
-    return None if None in seen else False
-
-
-def _not(value: bool | None) -> bool | None:
-    return None if value is None else not value
