@@ -204,13 +204,20 @@ class Context:
     """Where the child writes its result table (after the clock stopped), for the checks."""
     memory_limit: str | None = None
     """DuckDB ``memory_limit`` for ours and the SQL peer; None: each side's default."""
+    feature_buckets: int | None = None
+    """``Settings.feature_buckets`` for ours; None: planned from the memory limit."""
 
     @property
     def settings(self) -> Any:
         from perennial.config import Settings
 
         limit = {"duckdb_memory_limit": self.memory_limit} if self.memory_limit else {}
-        return Settings(home=self.home, duckdb_threads=THREADS, **limit)
+        return Settings(
+            home=self.home,
+            duckdb_threads=THREADS,
+            feature_buckets=self.feature_buckets,
+            **limit,
+        )
 
     def order_paths(self) -> list[str]:
         return self.paths("orders")
@@ -299,8 +306,9 @@ def _rfm_inputs(backend: Any, snapshot: Any) -> Any:
 
 
 def ours_features(ctx: Context) -> dict[str, Any]:
-    """``compute_features`` -> Arrow: every registered feature, nothing else."""
-    from perennial.features.snapshot import compute_features
+    """``feature_table`` -> Arrow: every registered feature, nothing else, the way the
+    CLI computes them (one plan, or customer-hash buckets when the store needs them)."""
+    from perennial.features.buckets import planned_buckets
     from perennial.store.backends import open_backend
     from perennial.store.warehouse import Warehouse
 
@@ -309,14 +317,26 @@ def ours_features(ctx: Context) -> dict[str, Any]:
     clock = Clock()
     with open_backend(settings) as backend:
         snapshot = Warehouse(settings.warehouse).snapshot()
-        table = backend.to_pyarrow(compute_features(backend, snapshot, AS_OF, timezone=TIMEZONE))
-    result = clock.stop(table.num_rows)
+        buckets = planned_buckets(backend, snapshot, settings.feature_buckets)
+        with _features(settings, backend, snapshot, buckets) as features:
+            table = backend.to_pyarrow(features)
+    result = clock.stop(table.num_rows, buckets=buckets)
     ctx.save(table)
     return result
 
 
+def _features(settings: Any, backend: Any, snapshot: Any, buckets: int) -> Any:
+    from perennial.features.buckets import feature_table
+
+    return feature_table(
+        backend, snapshot, AS_OF, workdir=settings.home / "tmp", timezone=TIMEZONE, buckets=buckets
+    )
+
+
 def ours_profiles(ctx: Context) -> dict[str, Any]:
-    """``build_profiles`` (features + RFM + value tier + stage) -> Arrow, on DuckDB."""
+    """``build_profiles`` (features + RFM + value tier + stage) -> Arrow, on DuckDB, over
+    the features of ``feature_table`` as the CLI does."""
+    from perennial.features.buckets import planned_buckets
     from perennial.lifecycle.profiles import build_profiles
     from perennial.lifecycle.stage_model import load_stage_model
     from perennial.store.backends import open_backend
@@ -328,9 +348,13 @@ def ours_profiles(ctx: Context) -> dict[str, Any]:
     model = load_stage_model(STAGE_MODEL)
     with open_backend(settings) as backend:
         snapshot = Warehouse(settings.warehouse).snapshot()
-        expression = build_profiles(backend, snapshot, AS_OF, model, timezone=TIMEZONE)
-        table = backend.to_pyarrow(expression)
-    result = clock.stop(table.num_rows)
+        buckets = planned_buckets(backend, snapshot, settings.feature_buckets)
+        with _features(settings, backend, snapshot, buckets) as features:
+            expression = build_profiles(
+                backend, snapshot, AS_OF, model, timezone=TIMEZONE, features=features
+            )
+            table = backend.to_pyarrow(expression)
+    result = clock.stop(table.num_rows, buckets=buckets)
     ctx.save(table)
     return result
 
@@ -932,7 +956,12 @@ def run_one(args: argparse.Namespace) -> int:
     if args.one == "prepare":
         result = prepare(args.data_dir, args.customers)
     else:
-        ctx = Context(home=Path(args.home), out=Path(args.out), memory_limit=args.memory_limit)
+        ctx = Context(
+            home=Path(args.home),
+            out=Path(args.out),
+            memory_limit=args.memory_limit,
+            feature_buckets=args.feature_buckets,
+        )
         if args.one == "phases":
             result = phases(ctx)
         else:
@@ -1004,6 +1033,8 @@ class Child:
         ]  # fmt: skip
         if self.args.memory_limit:
             command += ["--memory-limit", self.args.memory_limit]
+        if self.args.feature_buckets:
+            command += ["--feature-buckets", str(self.args.feature_buckets)]
         try:
             done = subprocess.run(
                 command, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
@@ -1465,6 +1496,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="DuckDB memory_limit for ours (Settings.duckdb_memory_limit, default 60%% of RAM) "
         "and the SQL peer (default: DuckDB's, 80%% of RAM)",
+    )
+    parser.add_argument(
+        "--feature-buckets",
+        type=int,
+        default=None,
+        help="customer-hash buckets for ours_features / ours_profiles (Settings.feature_buckets; "
+        "default: planned from the memory limit, 1 unless the store needs more)",
     )
     parser.add_argument("--keep-outputs", action="store_true", help="keep the result files")
     parser.add_argument(

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         description="DuckDB spills beyond this (e.g. 4GB); default 60 % of physical memory.",
     )
     duckdb_threads: int = Field(default=2, ge=1)
+    feature_buckets: int | None = Field(
+        default=None,
+        ge=1,
+        description="Compute features in this many customer-hash buckets (bounded memory); "
+        "default: enough for the DuckDB memory limit, one on Spark.",
+    )
     spark_master: str = Field(
         default="local[2]",
         description="Spark master URL for --engine spark: local[N], spark://host:7077, yarn, k8s://...",

@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from perennial.config import Settings
 from perennial.features.history import load_history
-from perennial.features.snapshot import compute_features, features_from_history
-from perennial.lifecycle.purchase_days import PurchaseDays, purchase_days
-from perennial.lifecycle.rhythm_population import (
+from perennial.features.rhythm_population import (
     RhythmPopulation,
     gap_counts,
     with_population_rhythm,
 )
+from perennial.features.snapshot import compute_features, features_from_history
+from perennial.lifecycle.purchase_days import PurchaseDays, purchase_days
 from perennial.store.backends import Backend
 from perennial.store.warehouse import Snapshot, Warehouse
 from tests.features.comparison import assert_same_rows

@@ -6,10 +6,12 @@ build and read the daily stage history.
 
 from __future__ import annotations
 
-from datetime import date
+from contextlib import AbstractContextManager
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import ibis.expr.types as ir  # type: ignore[import-untyped]
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -21,7 +23,7 @@ from perennial.cli.output import console, progress_bar
 from perennial.cli.serving import refresh_and_report
 from perennial.config import Settings, load_settings
 from perennial.errors import PerennialError
-from perennial.features.snapshot import compute_features
+from perennial.features.buckets import feature_table
 from perennial.lifecycle.backfill import BackfillResult, StageDay, backfill
 from perennial.lifecycle.flows import Flow, flow_matrix, lifecycle_report
 from perennial.lifecycle.presets import resolve_model_path
@@ -35,8 +37,8 @@ from perennial.lifecycle.profiles import (
 )
 from perennial.lifecycle.stage_model import StageModel, load_stage_model
 from perennial.models.predictions import PREDICTIONS_TABLE
-from perennial.store.backends import open_backend
-from perennial.store.warehouse import Warehouse
+from perennial.store.backends import Backend, open_backend
+from perennial.store.warehouse import Snapshot, Warehouse
 
 __all__ = [
     "UnknownCustomerError",
@@ -90,9 +92,8 @@ def features_command(
         open_backend(settings, engine) as backend,
     ):
         snapshot = Warehouse(settings.warehouse).snapshot()
-        table = backend.to_pyarrow(
-            compute_features(backend, snapshot, instant, timezone=settings.default_timezone)
-        )
+        with _features(settings, backend, snapshot, instant) as features:
+            table = backend.to_pyarrow(features)
     _write(table, output)
     console.print(f"{table.num_rows:,} customers x {table.num_columns} features -> {output}")
 
@@ -308,10 +309,30 @@ def compute_profiles(
         open_backend(settings, engine) as backend,
     ):
         snapshot = Warehouse(settings.warehouse).snapshot()
-        expression = build_profiles(
-            backend, snapshot, instant, stage_model, timezone=settings.default_timezone
-        )
-        return backend.to_pyarrow(expression)
+        with _features(settings, backend, snapshot, instant) as features:
+            expression = build_profiles(
+                backend,
+                snapshot,
+                instant,
+                stage_model,
+                timezone=settings.default_timezone,
+                features=features,
+            )
+            return backend.to_pyarrow(expression)
+
+
+def _features(
+    settings: Settings, backend: Backend, snapshot: Snapshot, instant: datetime
+) -> AbstractContextManager[ir.Table]:
+    """The feature table as of ``instant``, bucketed when the store needs it."""
+    return feature_table(
+        backend,
+        snapshot,
+        instant,
+        workdir=settings.home / "tmp",
+        timezone=settings.default_timezone,
+        buckets=settings.feature_buckets,
+    )
 
 
 def _print_distribution(profiles: pa.Table, stage_model: StageModel) -> None:

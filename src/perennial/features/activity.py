@@ -20,7 +20,9 @@ __all__ = [
     "ACTIVITY_WINDOWS",
     "COUNTED_EVENTS",
     "FIRST_EVENT",
+    "HELP_SEARCH_EVENT",
     "HELP_SEARCH_TERMS",
+    "PROPERTIES_READ",
     "SECTION",
     "event_rows",
     "help_search",
@@ -51,6 +53,13 @@ HELP_SEARCH_TERMS = (
     "导出",
 )
 """Searches for these (case-insensitive, anywhere in the query) look for a way out."""
+
+HELP_SEARCH_EVENT = "search"
+"""The event type whose ``properties.query`` the help searches read."""
+
+PROPERTIES_READ = (HELP_SEARCH_EVENT,)
+"""The event types whose ``properties`` any feature reads (the help searches): the
+bucketed computation keeps only theirs (:mod:`perennial.features.buckets`)."""
 
 FIRST_EVENT = "_first_event_at"
 """Hidden column: the customer's first event of any type, for ``first_seen_at``."""
@@ -133,7 +142,7 @@ def event_rows(history: History) -> ir.Table:
     directly costs a filter per count per event.
     """
     events = history.events
-    search = events.event_type == "search"
+    search = events.event_type == HELP_SEARCH_EVENT
     # The regular expression runs on search events only (CASE evaluates lazily).
     is_help = ibis.ifelse(search, help_search(events.properties), False)
     per_type = events.group_by("customer_id", "event_type").aggregate(

@@ -113,8 +113,13 @@ class Intervals:
     """``population_median_interval_days``: one value for all."""
 
 
-def interval_tables(history: History) -> Intervals:
-    """Own intervals, favourite category with its category median, and the population median."""
+def interval_tables(history: History, *, with_population: bool = True) -> Intervals:
+    """Own intervals, favourite category with its category median, and the population median.
+
+    ``with_population=False`` leaves the two population-wide columns null, for a
+    caller that lays store-wide values over them (:mod:`perennial.features.buckets`)
+    and should not pay for medians it throws away.
+    """
     orders = history.orders
     own_days = orders.filter(orders.paid).select("customer_id", "local_day").distinct()
     own_gaps = purchase_gaps(own_days, ["customer_id"])
@@ -133,6 +138,9 @@ def interval_tables(history: History) -> Intervals:
         .filter(_.category_rank == 0)
         .select("customer_id", favourite_category=_.category)
     )
+    if not with_population:
+        unknown = ibis.null(dt.float64)
+        return Intervals(own, favourites.mutate(category_median_interval_days=unknown), unknown)
     category_days = lines.select("customer_id", "category", "local_day").distinct()
     category_gaps = purchase_gaps(category_days, ["customer_id", "category"])
     category_medians = category_gaps.group_by("category").aggregate(

@@ -30,6 +30,7 @@ __all__ = [
     "compute_features",
     "features_from_history",
     "restrict_history",
+    "typed_feature_table",
 ]
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -95,13 +96,18 @@ def restrict_history(history: History, customers: ir.Table) -> History:
     )
 
 
-def features_from_history(history: History) -> ir.Table:
-    """The feature table over an already loaded :class:`History`."""
+def features_from_history(history: History, *, with_population: bool = True) -> ir.Table:
+    """The feature table over an already loaded :class:`History`.
+
+    ``with_population=False`` leaves ``category_median_interval_days`` and
+    ``population_median_interval_days`` null (and so the expected next order of
+    customers without an own rhythm): see :func:`intervals.interval_tables`.
+    """
     order_rows = history.orders.group_by("customer_id").aggregate(
         **orders.order_aggregates(history), **trends.order_trend_aggregates(history)
     )
     event_rows = activity.event_rows(history)
-    rhythm = intervals.interval_tables(history)
+    rhythm = intervals.interval_tables(history, with_population=with_population)
 
     table = customers.known_customers(history, order_rows, event_rows)
     for part in (
@@ -120,6 +126,11 @@ def features_from_history(history: History) -> ir.Table:
         **customers.first_seen(table, history),
     )
     table = table.mutate(**intervals.expected_next_order(table, history))
+    return typed_feature_table(table)
+
+
+def typed_feature_table(table: ir.Table) -> ir.Table:
+    """The :data:`FEATURES` columns of ``table``, in order, typed and with their defaults."""
     return table.select(*[_finish(table, feature) for feature in FEATURES])
 
 

@@ -22,7 +22,7 @@ customers whose rows can have changed something, and gives exactly what
 5. **Population-wide rhythm** (category and population median gaps, and the
    expected next order built on them) is kept as gap histograms: D's buyers'
    gaps as of D-1 are removed and their gaps as of D added, then the columns are
-   rewritten for every row (:mod:`perennial.lifecycle.rhythm_population`).
+   rewritten for every row (:mod:`perennial.features.rhythm_population`).
 6. **RFM quantiles and value tiers** are relative to everyone, so they are
    re-scored over the whole day's table (one window pass) before the stage model
    is applied; **transitions** are the customers whose stage differs from D-1's
@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from perennial.features.history import load_history
+from perennial.features.rhythm_population import RhythmPopulation, gap_counts
 from perennial.features.snapshot import DEFAULT_TIMEZONE, features_from_history
 from perennial.lifecycle.as_of_dependence import changed_customers
 from perennial.lifecycle.day_query import DayQuery, score_profiles
@@ -53,7 +54,6 @@ from perennial.lifecycle.history import HistoryWriter
 from perennial.lifecycle.profiles import as_of_instant
 from perennial.lifecycle.purchase_days import PurchaseDays, purchase_days
 from perennial.lifecycle.rfm_config import RfmConfig
-from perennial.lifecycle.rhythm_population import RhythmPopulation, gap_counts
 from perennial.lifecycle.stage_model import StageModel
 from perennial.store.backends import Backend
 from perennial.store.warehouse import Snapshot, Warehouse

@@ -26,9 +26,9 @@ import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 
 from perennial.features.history import History
+from perennial.features.rhythm_population import with_population_rhythm
 from perennial.features.snapshot import FEATURES, features_from_history
 from perennial.lifecycle.as_of_dependence import WINDOW_EDGES, WINDOWED, shift_as_of
-from perennial.lifecycle.rhythm_population import with_population_rhythm
 
 __all__ = [
     "DAY_SCHEMA",

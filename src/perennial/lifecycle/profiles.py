@@ -78,9 +78,16 @@ def build_profiles(
     *,
     rfm_config: RfmConfig | None = None,
     timezone: str = "Asia/Shanghai",
+    features: ir.Table | None = None,
 ) -> ir.Table:
-    """Features as of ``as_of``, then RFM scores and segment, value tier and stage."""
-    features = compute_features(backend, snapshot, as_of, timezone=timezone)
+    """Features as of ``as_of``, then RFM scores and segment, value tier and stage.
+
+    ``features`` are the ones already computed for that as-of (by
+    :func:`perennial.features.buckets.feature_table`, in bounded memory); by default
+    they are part of the same lazy expression.
+    """
+    if features is None:
+        features = compute_features(backend, snapshot, as_of, timezone=timezone)
     scored = assign_value_tiers(score_rfm(features, rfm_config))
     return assign_stage(stage_model, scored)
 

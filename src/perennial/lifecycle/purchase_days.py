@@ -1,6 +1,6 @@
 """The purchase days of a month's buyers, read once, and how each day moves their gaps.
 
-The store-wide rhythm histograms (:mod:`perennial.lifecycle.rhythm_population`)
+The store-wide rhythm histograms (:mod:`perennial.features.rhythm_population`)
 need, for each day, the gaps the day's buyers had before it and the gaps they
 have after it. Asking the engine twice a day costs more than answering: so the
 purchase days of every customer who buys during a stretch of days are read in

@@ -11,10 +11,12 @@ a column. Both engines run in UTC.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -32,7 +34,7 @@ from perennial.store.warehouse import Snapshot
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["SPARK_LOCAL_SETTINGS", "Backend", "Engine", "open_backend"]
+__all__ = ["SPARK_LOCAL_SETTINGS", "Backend", "Engine", "open_backend", "parse_byte_size"]
 
 Engine = Literal["duckdb", "spark"]
 
@@ -148,9 +150,7 @@ class Backend:
         else:
             raw = self._spark_view(view, paths, schema)
         self._views.append(view)
-        return raw.select(
-            *[raw[column].cast(dtype).name(column) for column, dtype in target.items()]
-        )
+        return _typed(raw, target)
 
     def local_wall_clock(self, instant: ir.TimestampValue, zone: str) -> ir.TimestampValue:
         """The wall-clock time of a UTC ``instant`` in the IANA ``zone`` (daylight saving aware).
@@ -215,6 +215,49 @@ class Backend:
             return _duckdb_epoch_micros(instant)
         return _spark_epoch_micros(instant)
 
+    def write_parquet(
+        self, expr: ir.Table, directory: Path, *, partition_by: str | None = None
+    ) -> None:
+        """Run ``expr`` and write its rows as Parquet files under ``directory`` (new).
+
+        With ``partition_by`` the rows go to ``<directory>/<column>=<value>/`` folders
+        (Hive style, the column left out of the files), in one pass over the input.
+        Rows stream to disk: nothing is collected in Python.
+        """
+        if self.engine == "duckdb":
+            target = directory if partition_by else directory / "part-0.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            options = {"partition_by": partition_by} if partition_by else {}
+            with _duckdb_calls():
+                self.connection.to_parquet(expr, target, **options)
+        else:
+            options = {"partitionBy": partition_by} if partition_by else {}
+            self.connection.to_parquet(expr, directory, **options)
+
+    def read_parquet(self, directory: Path, schema: ibis.Schema) -> ir.Table:
+        """The rows of every Parquet file under ``directory``, typed as ``schema``.
+
+        A missing or empty directory is an empty table of ``schema``, like a
+        warehouse table without files.
+        """
+        paths = sorted(str(path) for path in directory.rglob("*.parquet"))
+        view = f"perennial_parquet_{uuid.uuid4().hex[:12]}"
+        arrow_schema = schema.to_pyarrow()
+        if self.engine == "duckdb":
+            with _duckdb_calls():
+                raw = self._duckdb_view(view, paths, arrow_schema)
+        else:
+            raw = self._spark_view(view, paths, arrow_schema)
+        self._views.append(view)
+        return _typed(raw, schema)
+
+    def memory_limit_bytes(self) -> int | None:
+        """DuckDB's memory limit in bytes; None on Spark, whose executors size themselves."""
+        if self.engine != "duckdb":
+            return None
+        rows = self.connection.con.execute("SELECT current_setting('memory_limit')").fetchall()
+        return parse_byte_size(str(rows[0][0]))
+
     def to_pyarrow(self, expr: ir.Table) -> pa.Table:
         """Run ``expr`` and return its rows as Arrow, typed as the expression's schema.
 
@@ -278,6 +321,29 @@ class Backend:
         return self.connection.table(view)
 
 
+_BYTE_UNITS = {
+    "bytes": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_byte_size(text: str) -> int:
+    """Bytes of a size as DuckDB writes one (``"14.3 GiB"``, ``"4GB"``, ``"512 bytes"``)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() or "bytes" if match else ""
+    if match is None or unit not in _BYTE_UNITS:
+        raise ValueError(f"not a size in bytes: {text!r}")
+    return int(float(match.group(1)) * _BYTE_UNITS[unit])
+
+
 def open_backend(
     settings: Settings,
     engine: Engine = "duckdb",
@@ -329,6 +395,11 @@ def _spark_session(master: str, options: Iterable[tuple[str, str]]) -> tuple[Spa
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session, True
+
+
+def _typed(raw: ir.Table, schema: ibis.Schema) -> ir.Table:
+    """``raw``'s columns of ``schema``, cast to its types (files may be typed loosely)."""
+    return raw.select(*[raw[column].cast(dtype).name(column) for column, dtype in schema.items()])
 
 
 @contextmanager
