@@ -283,3 +283,25 @@ def test_a_tag_change_moves_a_customer_into_segments_at_once(service: SegmentSer
 def test_segment_specs_are_checked_like_api_input() -> None:
     with pytest.raises(ValueError):
         SegmentSpec(name="a", expression="")
+
+
+def test_a_live_refresh_reads_every_event_type_its_segments_use_not_only_the_touched_one(
+    service: SegmentService,
+) -> None:
+    """A batch of logins re-evaluates a segment that also counts page views: the live path
+    reads only the event types its segments use, and must not drop the page views."""
+    _, saved = service.save(
+        "browsing_logins",
+        "did login in last 90 days and did page_view at least 2 times in last 90 days",
+    )
+    service.save("searchers", "did search in last 90 days")
+    with service.operational.connect() as connection:
+        before = set(current_members(connection, "browsing_logins"))
+    customers = [*sorted(before), "C0000001", "C0000002", "C0000003"]
+
+    results = service.refresh_customers(customers, {"login"})
+
+    assert saved.members > 0
+    assert [(r.name, r.entered, r.exited) for r in results] == [("browsing_logins", 0, 0)]
+    with service.operational.connect() as connection:
+        assert set(current_members(connection, "browsing_logins")) == before

@@ -29,6 +29,18 @@ expression: the same code runs on DuckDB (the default) and on Spark
 (`perennial.store.backends.open_backend(settings, "spark")`), and a test checks that both
 give the same table.
 
+## Stores larger than memory
+
+`perennial.features.buckets.feature_table(...)` (what `perennial features` and
+`perennial lifecycle compute` use) gives the same table in bounded memory when the store
+is large for the engine: customers are split by a hash of their id, one pass writes the
+point-in-time rows of every source partitioned by bucket, and each bucket's features are
+computed from its own rows. The two store-wide columns (`population_median_interval_days`,
+`category_median_interval_days`) are medians of whole-day gaps, so each bucket adds its
+gap histogram and the medians are taken from the sum: equal to the single plan's. The
+number of buckets is the setting `feature_buckets`, by default planned from the store's
+rows and DuckDB's memory limit (one on Spark, which spreads the work itself).
+
 ## Point in time
 
 - Every feature reads only rows strictly before `as_of`: orders by `placed_at`, order

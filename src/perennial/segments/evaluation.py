@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import ibis  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -183,6 +184,14 @@ def _subjects_only(
     )
 
 
+def _of_types(events: ir.Table, event_types: Collection[str]) -> ir.Table:
+    """The events of ``event_types`` only: a filter the engine pushes into the scan, so
+    the live path reads the customer ids of those types' rows, not of every event."""
+    if not event_types:
+        return events.filter(ibis.literal(False))
+    return events.filter(events.event_type.isin(sorted(event_types)))
+
+
 @contextmanager
 def open_evaluation(
     settings: Settings,
@@ -193,30 +202,33 @@ def open_evaluation(
     engine: Engine = "duckdb",
     spark_session: SparkSession | None = None,
     fields: Collection[str] | None = None,
+    event_types: Collection[str] | None = None,
 ) -> Iterator[Evaluation]:
     """A session over the newest warehouse snapshot (restricted to ``customers`` if given),
     on DuckDB or on Spark (``engine="spark"``: the same queries, see ``docs/scale-out.md``).
 
-    With ``customers`` and ``fields``, only those fields of theirs are read (the live path
-    knows which fields its segments use)."""
+    With ``customers``, ``fields`` and ``event_types``, only those fields and events of
+    theirs are read (the live path knows what its segments use)."""
     instant = now or settings.now()
     warehouse = Warehouse(settings.warehouse)
     snapshot = warehouse.snapshot()
     with open_backend(settings, engine, spark_session) as backend:
         built = build_frame(backend, snapshot, instant, settings.warehouse.resolve())
-        event_types = stored_event_types(
+        stored_types = stored_event_types(
             backend, built.events, settings.warehouse, snapshot.version
         )
         frame, events = built.frame, built.events
         if customers is not None:
             if fields is not None:
                 frame = built.narrowed(fields)
+            if event_types is not None:
+                events = _of_types(events, event_types)
             frame, events = _subjects_only(backend, frame, events, customers)
         with operational.connect() as connection:
             saved_segments = list_segments(connection)
             tags = known_tag_names(connection)
         saved = {segment.name: parse_expression(segment.expression) for segment in saved_segments}
-        catalog = build_catalog(built.frame, event_types, tags, saved)
+        catalog = build_catalog(built.frame, stored_types, tags, saved)
         yield Evaluation(
             backend,
             operational,

@@ -302,12 +302,19 @@ class SegmentService:
             return []
         unique = sorted(set(customers))
         fields: set[str] = set()
+        types: set[str] = set()
         for segment in affected:
-            fields.update(referenced_fields(inline_segments(saved[segment.name], saved)))
+            expanded = inline_segments(saved[segment.name], saved)
+            fields.update(referenced_fields(expanded))
+            types.update(event_types(expanded))
         with (
             self._refreshing,
             open_evaluation(
-                self._settings, self._operational, customers=unique, fields=fields
+                self._settings,
+                self._operational,
+                customers=unique,
+                fields=fields,
+                event_types=types,
             ) as evaluation,
         ):
             present = [s for s in affected if s.name in evaluation.saved]
