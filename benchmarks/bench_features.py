@@ -334,8 +334,11 @@ def _features(settings: Any, backend: Any, snapshot: Any, buckets: int) -> Any:
 
 
 def ours_profiles(ctx: Context) -> dict[str, Any]:
-    """``build_profiles`` (features + RFM + value tier + stage) -> Arrow, on DuckDB, over
-    the features of ``feature_table`` as the CLI does."""
+    """``build_profiles`` (features + RFM + value tier + stage) -> a Parquet file, on DuckDB,
+    over the features of ``feature_table``: what ``perennial lifecycle compute`` stores
+    (17 M profiles do not fit in memory as Arrow beside the engine)."""
+    import pyarrow.parquet as pq
+
     from perennial.features.buckets import planned_buckets
     from perennial.lifecycle.profiles import build_profiles
     from perennial.lifecycle.stage_model import load_stage_model
@@ -349,13 +352,16 @@ def ours_profiles(ctx: Context) -> dict[str, Any]:
     with open_backend(settings) as backend:
         snapshot = Warehouse(settings.warehouse).snapshot()
         buckets = planned_buckets(backend, snapshot, settings.feature_buckets)
+        staged = ctx.out.with_name(ctx.out.stem + "-rows")
         with _features(settings, backend, snapshot, buckets) as features:
             expression = build_profiles(
                 backend, snapshot, AS_OF, model, timezone=TIMEZONE, features=features
             )
-            table = backend.to_pyarrow(expression)
-    result = clock.stop(table.num_rows, buckets=buckets)
-    ctx.save(table)
+            backend.write_parquet(expression, staged)
+    written = staged / "part-0.parquet"
+    result = clock.stop(pq.ParquetFile(written).metadata.num_rows, buckets=buckets)
+    written.replace(ctx.out)
+    staged.rmdir()
     return result
 
 
@@ -817,7 +823,10 @@ MEASUREMENTS: dict[str, tuple[Callable[[Context], dict[str, Any]], str]] = {
     "ours_rfm_minimal": (ours_rfm_minimal, "ours: build_rfm (RFM alone: paid-order aggregates)"),
     "ours_rfm": (ours_rfm, "ours: score_rfm(compute_features(...))"),
     "ours_features": (ours_features, "ours: compute_features (all features)"),
-    "ours_profiles": (ours_profiles, "ours: build_profiles (features + RFM + tier + stage)"),
+    "ours_profiles": (
+        ours_profiles,
+        "ours: build_profiles (features + RFM + tier + stage) -> Parquet",
+    ),
     "pandas_features": (pandas_features, "peer: pandas, all features"),
     "ours_btyd": (ours_btyd, "ours: summary_for_btyd(unit_days=1)"),
     "lifetimes": (lifetimes_summary, "peer: lifetimes summary_data_from_transaction_data"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from perennial.config import Settings
@@ -13,7 +15,9 @@ from perennial.lifecycle.profiles import (
     as_of_instant,
     build_profiles,
     stage_distribution,
+    store_profile_rows,
     store_profiles,
+    stored_stage_counts,
 )
 from perennial.lifecycle.stage_model import load_stage_model
 from perennial.store.backends import open_backend
@@ -88,3 +92,30 @@ def test_profiles_are_stored_whole_and_counted_per_stage(rhythm_store: Settings)
 def test_an_as_of_date_means_the_end_of_that_local_day() -> None:
     assert as_of_instant("2025-12-31", "Asia/Shanghai").isoformat() == ("2026-01-01T00:00:00+08:00")
     assert as_of_instant("2025-12-31T08:00", "UTC").isoformat() == "2025-12-31T08:00:00+00:00"
+
+
+def test_profile_rows_streamed_by_the_engine_equal_the_collected_table(
+    rhythm_store: Settings, tmp_path: Path
+) -> None:
+    stage_model = load_stage_model(EXAMPLES / "seed000.yaml")
+    settings = rhythm_store.model_copy(update={"warehouse_path": tmp_path / "copy"})
+    shutil.copytree(rhythm_store.warehouse, settings.warehouse)
+    warehouse = Warehouse(settings.warehouse)
+    as_of = datetime(2025, 5, 16, 2, tzinfo=UTC)
+    with open_backend(settings) as backend:
+        expression = build_profiles(backend, warehouse.snapshot(), as_of, stage_model)
+        collected = backend.to_pyarrow(expression)
+        stored = store_profile_rows(warehouse, backend, expression, "profiles")
+        stored_again = store_profile_rows(warehouse, backend, expression, "profiles")
+        counts = stored_stage_counts(backend, warehouse.snapshot(), stage_model)
+
+    on_disk = pq.read_table(warehouse.snapshot().paths("profiles"))
+    assert stored == stored_again == collected.num_rows == warehouse.snapshot().rows("profiles")
+    assert [(f.name, f.type) for f in on_disk.schema] == [
+        (f.name, f.type) for f in collected.schema
+    ]
+    assert (
+        on_disk.sort_by("customer_id").to_pylist() == collected.sort_by("customer_id").to_pylist()
+    )
+    assert counts == stage_distribution(collected, stage_model)
+    assert list(settings.warehouse.glob("**/scratch/**/*.parquet")) == []

@@ -310,3 +310,71 @@ def test_scores_never_fall_when_a_customer_is_more_recent_more_frequent_or_spend
             if monetary_a >= monetary_b:
                 assert a["rfm_m"] >= b["rfm_m"]
     assert all(1 <= row[axis] <= 5 for row in out for axis in ("rfm_r", "rfm_f", "rfm_m"))
+
+
+ALL_QUANTILES = parse_rfm_config({"scores": {"r": "quantile", "f": "quantile", "m": "quantile"}})
+
+
+def reference_quantile_score(value: float, population: list[float], *, higher: bool) -> int:
+    """The documented rule, by definition: ``1 + floor(5 * position / max(n - 1, 1))``
+    capped at 5, where ``position`` counts the customers strictly worse."""
+    worse = sum(1 for other in population if (other < value if higher else other > value))
+    return min(5, 1 + (5 * worse) // max(len(population) - 1, 1))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(0, 30).map(float)),
+            st.integers(0, 6),
+            st.integers(0, 12).map(lambda amount: amount * 2.5),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_quantile_scores_equal_the_percent_rank_definition_ties_included(
+    con: Any, values: list[tuple[float | None, int, float]]
+) -> None:
+    """Few distinct values, so ties across bucket edges are the common case."""
+    rows: list[Row] = [(f"c{i:02d}", r, f, m) for i, (r, f, m) in enumerate(values)]
+    result = scored(con, rows, ALL_QUANTILES)
+
+    ordered = [row for row in rows if row[1] is not None and row[2] > 0]
+    for customer_id, recency, frequency, monetary in rows:
+        scores = result[customer_id]
+        if recency is None or frequency == 0:
+            assert (scores["rfm_r"], scores["rfm_f"], scores["rfm_m"]) == (None, None, None)
+            continue
+        assert monetary is not None
+        assert scores["rfm_r"] == reference_quantile_score(
+            recency, [row[1] for row in ordered], higher=False  # type: ignore[misc]
+        )
+        assert scores["rfm_f"] == reference_quantile_score(
+            frequency, [row[2] for row in ordered], higher=True
+        )
+        assert scores["rfm_m"] == reference_quantile_score(
+            monetary, [row[3] for row in ordered], higher=True  # type: ignore[misc]
+        )
+
+
+@pytest.mark.parametrize("customers", range(1, 14))
+def test_quantile_scores_of_n_distinct_customers_follow_the_definition(
+    con: Any, customers: int
+) -> None:
+    """Every population size up to 13: each bucket edge lands on an exact position once."""
+    rows: list[Row] = [(f"c{i:02d}", float(i), i + 1, 10.0 * i) for i in range(customers)]
+    result = scored(con, rows, ALL_QUANTILES)
+
+    for customer_id, recency, frequency, monetary in rows:
+        assert recency is not None and monetary is not None
+        assert result[customer_id]["rfm_r"] == reference_quantile_score(
+            recency, [float(i) for i in range(customers)], higher=False
+        )
+        assert result[customer_id]["rfm_f"] == reference_quantile_score(
+            frequency, [i + 1 for i in range(customers)], higher=True
+        )
+        assert result[customer_id]["rfm_m"] == reference_quantile_score(
+            monetary, [10.0 * i for i in range(customers)], higher=True
+        )

@@ -33,7 +33,8 @@ from perennial.lifecycle.profiles import (
     as_of_instant,
     build_profiles,
     stage_distribution,
-    store_profiles,
+    store_profile_rows,
+    stored_stage_counts,
 )
 from perennial.lifecycle.stage_model import StageModel, load_stage_model
 from perennial.models.predictions import PREDICTIONS_TABLE
@@ -284,16 +285,34 @@ def compute_and_store_profiles(
     engine: Literal["duckdb", "spark"] = "duckdb",
     *,
     refresh: bool = True,
-) -> pa.Table:
+) -> int:
     """Compute, store as the ``profiles`` table and print the stage distribution; then
-    (unless ``refresh`` is false) rebuild the serving store the API reads."""
-    profiles = compute_profiles(settings, stage_model, as_of, engine)
-    stored = store_profiles(Warehouse(settings.warehouse), profiles, "profiles")
-    _print_distribution(profiles, stage_model)
+    (unless ``refresh`` is false) rebuild the serving store the API reads. Returns the
+    number of profiles. The engine streams the rows to the warehouse (and counts the
+    stages there), so no store is too large for Python's memory."""
+    instant = as_of_instant(as_of, settings.default_timezone)
+    warehouse = Warehouse(settings.warehouse)
+    with (
+        console.status(f"computing profiles as of {instant:%Y-%m-%d %H:%M %Z} ..."),
+        open_backend(settings, engine) as backend,
+    ):
+        snapshot = warehouse.snapshot()
+        with _features(settings, backend, snapshot, instant) as features:
+            expression = build_profiles(
+                backend,
+                snapshot,
+                instant,
+                stage_model,
+                timezone=settings.default_timezone,
+                features=features,
+            )
+            stored = store_profile_rows(warehouse, backend, expression, "profiles")
+        counts = stored_stage_counts(backend, warehouse.snapshot(), stage_model)
+    _print_counts(f"{stage_model.name}: {stored:,} customers", counts)
     console.print(f"{stored:,} profiles stored in {settings.warehouse}")
     if refresh:
         refresh_and_report(settings, stage_model)
-    return profiles
+    return stored
 
 
 def compute_profiles(

@@ -9,12 +9,14 @@ is one Ibis expression, so the same code runs on DuckDB and on Spark;
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from perennial.features.history import load_history
 from perennial.features.orders import rfm_inputs
@@ -32,8 +34,12 @@ __all__ = [
     "as_of_instant",
     "build_profiles",
     "build_rfm",
+    "distribution_of",
+    "stage_counts",
     "stage_distribution",
+    "store_profile_rows",
     "store_profiles",
+    "stored_stage_counts",
 ]
 
 PROFILES_TABLE = "profiles"
@@ -103,8 +109,36 @@ class StageCount:
 
 def stage_distribution(profiles: pa.Table, stage_model: StageModel) -> list[StageCount]:
     """Customers per stage in the model's order (stages with none included), then unmatched."""
-    counts = Counter(profiles.column("stage").to_pylist())
-    total = profiles.num_rows or 1
+    return distribution_of(Counter(profiles.column("stage").to_pylist()), stage_model)
+
+
+def stored_stage_counts(
+    backend: Backend, snapshot: Snapshot, stage_model: StageModel
+) -> list[StageCount]:
+    """:func:`stage_distribution` of the stored profile table, counted by the engine."""
+    paths = snapshot.paths(PROFILES_TABLE)
+    if not paths:
+        return distribution_of({}, stage_model)
+    profiles = backend.table(PROFILES_TABLE, snapshot, schema=pq.read_schema(paths[0]))
+    return stage_counts(backend, profiles, stage_model)
+
+
+def stage_counts(backend: Backend, profiles: ir.Table, stage_model: StageModel) -> list[StageCount]:
+    """:func:`stage_distribution` of a profile table the engine holds, counted by the engine."""
+    counted = backend.to_pyarrow(profiles.group_by("stage").aggregate(customers=profiles.count()))
+    counts = dict(
+        zip(
+            counted.column("stage").to_pylist(),
+            counted.column("customers").to_pylist(),
+            strict=True,
+        )
+    )
+    return distribution_of(counts, stage_model)
+
+
+def distribution_of(counts: Mapping[str | None, int], stage_model: StageModel) -> list[StageCount]:
+    """The stage counts as :class:`StageCount` rows, in the model's order, then unmatched."""
+    total = sum(counts.values()) or 1
     result = [
         StageCount(
             stage.key,
@@ -128,3 +162,23 @@ def store_profiles(warehouse: Warehouse, profiles: pa.Table, batch_id: str) -> i
         txn.remove_all(PROFILES_TABLE)
         txn.append_arrow(PROFILES_TABLE, profiles)
     return int(profiles.num_rows)
+
+
+def store_profile_rows(
+    warehouse: Warehouse, backend: Backend, profiles: ir.Table, batch_id: str
+) -> int:
+    """Replace the profile table with the rows of ``profiles`` in one atomic commit.
+
+    DuckDB writes the rows to Parquet itself, so the table never sits in Python's
+    memory (17 M profiles are about 9 GB as Arrow, beside an engine using its own
+    limit). Spark's rows come through Arrow: its Parquet writer's timestamp encoding
+    depends on the session's settings, and the warehouse's files must read the same
+    on every engine.
+    """
+    with warehouse.transaction(batch_id) as txn:
+        txn.remove_all(PROFILES_TABLE)
+        if backend.engine != "duckdb":
+            return txn.append_arrow(PROFILES_TABLE, backend.to_pyarrow(profiles))
+        staged = txn.scratch_dir(PROFILES_TABLE) / "rows"
+        backend.write_parquet(profiles, staged)
+        return txn.adopt_staged(PROFILES_TABLE, staged)

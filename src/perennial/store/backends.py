@@ -24,6 +24,7 @@ import ibis  # type: ignore[import-untyped]
 import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from perennial.config import Settings
 from perennial.errors import StoreError
@@ -221,18 +222,32 @@ class Backend:
         """Run ``expr`` and write its rows as Parquet files under ``directory`` (new).
 
         With ``partition_by`` the rows go to ``<directory>/<column>=<value>/`` folders
-        (Hive style, the column left out of the files), in one pass over the input.
-        Rows stream to disk: nothing is collected in Python.
+        (Hive style, the column left out of the files), in one pass over the input, typed
+        as the engine computed them (read them back with :meth:`read_parquet`, which casts).
+        Without it the file is typed exactly as the expression's schema, like
+        :meth:`to_pyarrow` (DuckDB would write a sum of integers as a double), from a
+        stream of batches: nothing is collected in Python either way.
         """
-        if self.engine == "duckdb":
-            target = directory if partition_by else directory / "part-0.parquet"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            options = {"partition_by": partition_by} if partition_by else {}
+        if self.engine == "duckdb" and partition_by is None:
+            self._write_typed_batches(expr, directory / "part-0.parquet")
+        elif self.engine == "duckdb":
+            directory.parent.mkdir(parents=True, exist_ok=True)
             with _duckdb_calls():
-                self.connection.to_parquet(expr, target, **options)
+                self.connection.to_parquet(expr, directory, partition_by=partition_by)
         else:
             options = {"partitionBy": partition_by} if partition_by else {}
             self.connection.to_parquet(expr, directory, **options)
+
+    def _write_typed_batches(self, expr: ir.Table, path: Path) -> None:
+        target = _utc_schema(expr.schema().to_pyarrow())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Ibis 12's own batch reader calls a method DuckDB 2 removed; the relation's works.
+        self.connection._run_pre_execute_hooks(expr)
+        relation = self.connection.con.sql(self.connection.compile(expr))
+        batches = relation.to_arrow_reader(_WRITE_BATCH_ROWS)
+        with pq.ParquetWriter(path, target, compression="zstd") as writer:
+            for batch in batches:
+                writer.write_table(_conform(pa.Table.from_batches([batch]), target))
 
     def read_parquet(self, directory: Path, schema: ibis.Schema) -> ir.Table:
         """The rows of every Parquet file under ``directory``, typed as ``schema``.
@@ -320,6 +335,9 @@ class Backend:
         frame.createOrReplaceTempView(view)
         return self.connection.table(view)
 
+
+_WRITE_BATCH_ROWS = 500_000
+"""Rows per batch when an expression's result streams to a Parquet file."""
 
 _BYTE_UNITS = {
     "bytes": 1,

@@ -217,7 +217,7 @@ class Transaction:
                 f"FILENAME_PATTERN '{pattern}', OVERWRITE_OR_IGNORE)",
                 params,
             )
-        return self._adopt_staged(table, out)
+        return self.adopt_staged(table, out)
 
     def append_arrow(self, table: str, data: pa.Table) -> int:
         """Write an in-memory Arrow table as one new unpartitioned file of ``table``."""
@@ -228,7 +228,7 @@ class Transaction:
         pq.write_table(
             data, out / f"part-{self.batch_id}-{uuid.uuid4().hex[:8]}.parquet", compression="zstd"
         )
-        return self._adopt_staged(table, out)
+        return self.adopt_staged(table, out)
 
     def replace_files(self, table: str, old: Sequence[DataFile], new: Sequence[DataFile]) -> None:
         """Swap files of ``table`` (copy-on-write rewrites and compaction)."""
@@ -294,8 +294,9 @@ class Transaction:
         self.changed = True
         return rows
 
-    def _adopt_staged(self, table: str, staged_root: Path) -> int:
-        """Move every file under ``staged_root`` into ``table``'s folder and register it.
+    def adopt_staged(self, table: str, staged_root: Path) -> int:
+        """Move every Parquet file under ``staged_root`` into ``table``'s folder and register
+        it (``<column>=<value>/`` folders become partitions); returns the rows adopted.
 
         Moved files are invisible until :meth:`commit` (no manifest names them); after
         a crash they are orphans that the next writer deletes.
