@@ -349,13 +349,17 @@ def test_quantile_scores_equal_the_percent_rank_definition_ties_included(
             continue
         assert monetary is not None
         assert scores["rfm_r"] == reference_quantile_score(
-            recency, [row[1] for row in ordered], higher=False  # type: ignore[misc]
+            recency,
+            [row[1] for row in ordered],
+            higher=False,  # type: ignore[misc]
         )
         assert scores["rfm_f"] == reference_quantile_score(
             frequency, [row[2] for row in ordered], higher=True
         )
         assert scores["rfm_m"] == reference_quantile_score(
-            monetary, [row[3] for row in ordered], higher=True  # type: ignore[misc]
+            monetary,
+            [row[3] for row in ordered],
+            higher=True,  # type: ignore[misc]
         )
 
 
