@@ -318,19 +318,31 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--drain", type=float, default=1.0, help="drain interval (s)")
     parser.add_argument("--skip-live", action="store_true")
+    parser.add_argument(
+        "--store-home",
+        type=Path,
+        default=None,
+        help="an existing store's home with profiles as of the clock (e.g. the 100 M-order "
+        "features store after `lifecycle compute --as-of 2025-12-31`): previews only",
+    )
     args = parser.parse_args()
     print(
         f"store: {args.customers:,} customers (seed {SEED}), clock {CLOCK.isoformat()}", flush=True
     )
     started = time.perf_counter()
-    store_home = prepare(args.data_dir, args.customers)
+    if args.store_home is not None:
+        args.skip_live = True  # the live path needs the benchmark's own event type
+        store_home = args.store_home
+    else:
+        store_home = prepare(args.data_dir, args.customers)
     print(f"store ready in {time.perf_counter() - started:.0f} s: {store_home}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-segments-preview-") as scratch:
         previews = measure_previews(_settings(store_home, Path(scratch) / "home"))
     worst = max(row["median_s"] for row in previews)
     print(f"slowest preview {worst:.3f} s (target < {TARGET_PREVIEW_SECONDS} s)", flush=True)
     live = None if args.skip_live else live_path(store_home, args.rate, args.seconds, args.drain)
-    out = ROOT / "data" / f"bench-segments-{args.customers}.json"
+    label = args.customers if args.store_home is None else args.store_home.parent.name
+    out = ROOT / "data" / f"bench-segments-{label}.json"
     out.write_text(json.dumps({"previews": previews, "live": live}, indent=2, default=str))
     print(f"written {out}", flush=True)
 

@@ -416,8 +416,21 @@ def _spark_session(master: str, options: Iterable[tuple[str, str]]) -> tuple[Spa
 
 
 def _typed(raw: ir.Table, schema: ibis.Schema) -> ir.Table:
-    """``raw``'s columns of ``schema``, cast to its types (files may be typed loosely)."""
-    return raw.select(*[raw[column].cast(dtype).name(column) for column, dtype in schema.items()])
+    """``raw``'s columns of ``schema``, cast to its types (files may be typed loosely).
+
+    A column already of its type is left alone: a cast that only declares a column
+    non-null still reaches the SQL, where it stops the engine from pushing filters on
+    that column into the Parquet scan.
+    """
+    return raw.select(
+        *[_as_type(raw[column], dtype).name(column) for column, dtype in schema.items()]
+    )
+
+
+def _as_type(column: ir.Column, dtype: dt.DataType) -> ir.Column:
+    if column.type().copy(nullable=True) == dtype.copy(nullable=True):
+        return column
+    return column.cast(dtype)
 
 
 @contextmanager
