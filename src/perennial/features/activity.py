@@ -23,6 +23,7 @@ __all__ = [
     "HELP_SEARCH_EVENT",
     "HELP_SEARCH_TERMS",
     "PROPERTIES_READ",
+    "RECENT_DAYS",
     "SECTION",
     "event_rows",
     "help_search",
@@ -60,6 +61,12 @@ HELP_SEARCH_EVENT = "search"
 PROPERTIES_READ = (HELP_SEARCH_EVENT,)
 """The event types whose ``properties`` any feature reads (the help searches): the
 bucketed computation keeps only theirs (:mod:`perennial.features.buckets`)."""
+
+RECENT_DAYS = max(*ACTIVITY_WINDOWS, 2 * TREND_DAYS)
+"""The longest window any activity count reads (the help searches' 90 days included)."""
+
+_LAST_LOGIN = "_last_login_at"
+_TREND_BEFORE = "_logins_trend_before"
 
 FIRST_EVENT = "_first_event_at"
 """Hidden column: the customer's first event of any type, for ``first_seen_at``."""
@@ -135,30 +142,47 @@ def help_search(properties: ir.StringValue) -> ir.BooleanValue:
 def event_rows(history: History) -> ir.Table:
     """Every activity feature and the login trend, one row per customer with events.
 
-    Two steps, because the window counts are many (types x windows): events are
-    first reduced per customer and event type, a handful of aggregates over
-    every event row, and the per-type rows, a few per customer, are then pivoted
-    into the named columns. Computing each named count over the event rows
-    directly costs a filter per count per event.
+    Only the last :data:`RECENT_DAYS` feed the window counts, so the events are read
+    twice: every event once, reduced per customer to the two lifetime facts (first
+    event, last login), and the recent ones reduced per customer and event type, a
+    handful of conditional counts each, then pivoted into the named columns. Grouping
+    every event by customer and type costs several times the cheap per-customer pass
+    (most events are older than the windows), and computing each named count over the
+    event rows directly costs a filter per count per event.
     """
     events = history.events
-    search = events.event_type == HELP_SEARCH_EVENT
+    lifetime = events.group_by("customer_id").aggregate(
+        **{FIRST_EVENT: events.ts.min(), _LAST_LOGIN: events.ts.max(where=_is_login(events))}
+    )
+    recent = events.filter(events.ts >= history.days_ago(RECENT_DAYS))
+    search = recent.event_type == HELP_SEARCH_EVENT
     # The regular expression runs on search events only (CASE evaluates lazily).
-    is_help = ibis.ifelse(search, help_search(events.properties), False)
-    per_type = events.group_by("customer_id", "event_type").aggregate(
+    is_help = ibis.ifelse(search, help_search(recent.properties), False)
+    per_type = recent.group_by("customer_id", "event_type").aggregate(
         **{
-            _window_column(days): events.count(where=history.within(events.ts, days))
+            _window_column(days): recent.count(where=history.within(recent.ts, days))
             for days in ACTIVITY_WINDOWS
         },
-        _trend_before=events.count(where=history.within(events.ts, TREND_DAYS, skip=TREND_DAYS)),
-        _help_90d=events.count(where=search & history.within(events.ts, 90) & is_help),
-        _last_at=events.ts.max(),
-        _first_at=events.ts.min(),
+        _trend_before=recent.count(where=history.within(recent.ts, TREND_DAYS, skip=TREND_DAYS)),
+        _help_90d=recent.count(where=search & history.within(recent.ts, 90) & is_help),
     )
-    return per_type.group_by("customer_id").aggregate(**_pivot(per_type, history))
+    pivoted = per_type.group_by("customer_id").aggregate(**_pivot(per_type))
+    joined = lifetime.left_join(pivoted, lifetime.customer_id == pivoted.customer_id)
+    counts = [name for name in pivoted.columns if name not in ("customer_id", _TREND_BEFORE)]
+    return joined.select(
+        lifetime.customer_id,
+        *[pivoted[name].fill_null(0).name(name) for name in counts if _is_count(name)],
+        days_since_last_login=history.days_since(lifetime[_LAST_LOGIN]),
+        browse_without_cart_ratio_30d=pivoted.browse_without_cart_ratio_30d,
+        logins_trend_30d=login_trend(
+            pivoted[event_window_name("logins", TREND_DAYS)].fill_null(0),
+            pivoted[_TREND_BEFORE].fill_null(0),
+        ),
+        **{FIRST_EVENT: lifetime[FIRST_EVENT]},
+    )
 
 
-def _pivot(per_type: ir.Table, history: History) -> dict[str, ir.Value]:
+def _pivot(per_type: ir.Table) -> dict[str, ir.Value]:
     """The named columns from the per-type rows (sums over a customer's few rows)."""
     columns: dict[str, ir.Value] = {}
     for event_type, plural in COUNTED_EVENTS.items():
@@ -166,18 +190,20 @@ def _pivot(per_type: ir.Table, history: History) -> dict[str, ir.Value]:
         for days in ACTIVITY_WINDOWS:
             count = per_type[_window_column(days)].sum(where=of_type).fill_null(0)
             columns[event_window_name(plural, days)] = count
-    login = per_type.event_type == "login"
-    columns["days_since_last_login"] = history.days_since(per_type._last_at.max(where=login))
     page_views = columns["page_views_30d"].cast(dt.float64)
     carts = columns["add_to_carts_30d"].cast(dt.float64)
     columns["browse_without_cart_ratio_30d"] = (1 - carts / page_views.nullif(0)).clip(0, 1)
     columns["help_searches_90d"] = per_type._help_90d.sum().fill_null(0)
-    columns["logins_trend_30d"] = login_trend(
-        columns[event_window_name("logins", TREND_DAYS)],
-        per_type._trend_before.sum(where=login).fill_null(0),
-    )
-    columns[FIRST_EVENT] = per_type._first_at.min()
+    columns[_TREND_BEFORE] = per_type._trend_before.sum(where=_is_login(per_type)).fill_null(0)
     return columns
+
+
+def _is_login(table: ir.Table) -> ir.BooleanValue:
+    return table.event_type == "login"
+
+
+def _is_count(name: str) -> bool:
+    return name != "browse_without_cart_ratio_30d"
 
 
 def _window_column(days: int) -> str:

@@ -29,7 +29,7 @@ from ibis import _
 
 from perennial.features.registry import DAY_MICROSECONDS
 from perennial.schema.tables import OrderStatus
-from perennial.store.backends import Backend
+from perennial.store.backends import Backend, as_nullable
 from perennial.store.warehouse import Snapshot
 
 __all__ = [
@@ -227,10 +227,10 @@ def _resolve_events(
 def _event_rows(events: ir.Table, customer_id: ir.StringValue) -> ir.Table:
     """The columns features read, typed alike (nullable) so the two parts can be unioned."""
     return events.select(
-        customer_id=customer_id.cast(dt.string),
-        event_type=events.event_type.cast(dt.string),
-        ts=events.ts.cast(dt.Timestamp(timezone="UTC")),
-        properties=events.properties.cast(dt.string),
+        customer_id=as_nullable(customer_id, dt.string),
+        event_type=as_nullable(events.event_type, dt.string),
+        ts=as_nullable(events.ts, dt.Timestamp(timezone="UTC", scale=6)),
+        properties=as_nullable(events.properties, dt.string),
     )
 
 

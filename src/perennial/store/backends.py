@@ -35,7 +35,14 @@ from perennial.store.warehouse import Snapshot
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["SPARK_LOCAL_SETTINGS", "Backend", "Engine", "open_backend", "parse_byte_size"]
+__all__ = [
+    "SPARK_LOCAL_SETTINGS",
+    "Backend",
+    "Engine",
+    "as_nullable",
+    "open_backend",
+    "parse_byte_size",
+]
 
 Engine = Literal["duckdb", "spark"]
 
@@ -418,19 +425,27 @@ def _spark_session(master: str, options: Iterable[tuple[str, str]]) -> tuple[Spa
 def _typed(raw: ir.Table, schema: ibis.Schema) -> ir.Table:
     """``raw``'s columns of ``schema``, cast to its types (files may be typed loosely).
 
-    A column already of its type is left alone: a cast that only declares a column
-    non-null still reaches the SQL, where it stops the engine from pushing filters on
-    that column into the Parquet scan.
+    Every column comes out nullable, whatever the declared schema says: see
+    :func:`as_nullable`.
     """
     return raw.select(
-        *[_as_type(raw[column], dtype).name(column) for column, dtype in schema.items()]
+        *[as_nullable(raw[column], dtype).name(column) for column, dtype in schema.items()]
     )
 
 
-def _as_type(column: ir.Column, dtype: dt.DataType) -> ir.Column:
-    if column.type().copy(nullable=True) == dtype.copy(nullable=True):
+def as_nullable(column: ir.Column, dtype: dt.DataType) -> ir.Column:
+    """``column`` typed as the nullable form of ``dtype``, cast only when it is not already.
+
+    Nullable because the engines disagree on which columns of the same Parquet files are
+    non-null (Spark keeps the file's flag, DuckDB does not), and expressions built on
+    both must have one schema (a union of two reads fails on a mismatch). No cast when
+    the column already has the type: a cast between equal types still reaches the SQL,
+    where it stops DuckDB from pushing filters on that column into the Parquet scan.
+    """
+    target = dtype.copy(nullable=True)
+    if column.type() == target:
         return column
-    return column.cast(dtype)
+    return column.cast(target)
 
 
 @contextmanager
@@ -445,11 +460,18 @@ def _duckdb_calls() -> Iterator[None]:
 
 
 def _utc_schema(schema: pa.Schema) -> pa.Schema:
-    """Naive timestamps (Spark's) are UTC instants here: say so in the type."""
+    """Naive timestamps (Spark's) are UTC instants here: say so in the type.
+
+    Every field is declared nullable: the engines disagree on which columns of the same
+    Parquet files they can prove non-null (Spark keeps the file's flag, DuckDB drops it),
+    and a result must not change type with the engine that computed it.
+    """
     fields = [
-        field.with_type(pa.timestamp("us", tz="UTC"))
-        if pa.types.is_timestamp(field.type)
-        else field
+        (
+            field.with_type(pa.timestamp("us", tz="UTC"))
+            if pa.types.is_timestamp(field.type)
+            else field
+        ).with_nullable(True)
         for field in schema
     ]
     return pa.schema(fields)
