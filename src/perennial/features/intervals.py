@@ -130,11 +130,13 @@ def interval_tables(history: History, *, with_population: bool = True) -> Interv
 
     lines = history.purchase_lines.filter(history.purchase_lines.category.notnull())
     units = lines.group_by("customer_id", "category").aggregate(units=lines.quantity.sum())
-    # The category with the most units, ties to the first name: the smallest
-    # (-units, category). An aggregate, where a ranking window would sort every row.
-    most_first = ibis.struct({"fewest": -units.units, "category": units.category})
-    favourites = units.group_by("customer_id").aggregate(
-        favourite_category=units.category.argmin(most_first)
+    most_first = ibis.window(
+        group_by=units.customer_id, order_by=[units.units.desc(), units.category]
+    )
+    favourites = (
+        units.mutate(category_rank=ibis.row_number().over(most_first))
+        .filter(_.category_rank == 0)
+        .select("customer_id", favourite_category=_.category)
     )
     if not with_population:
         unknown = ibis.null(dt.float64)
