@@ -10,10 +10,11 @@ aggregate runs, so the engine reads only their rows' worth of work.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import ibis  # type: ignore[import-untyped]
@@ -69,11 +70,19 @@ class Evaluation:
     frame: ir.Table
     events: ir.Table
     saved: Mapping[str, Expression]
-    catalog: Catalog
+    catalog_source: Callable[[], Catalog]
+    """Builds :attr:`catalog` on first use: naming the stored event types scans every
+    event of a new warehouse version, which the live path (saved, already checked
+    segments, a new version per drained batch) never needs."""
     warehouse_version: int
     warehouse_key: object = None
     built: SegmentFrame | None = None
     """The unrestricted frame's parts (``None`` when restricted to some customers)."""
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The fields, event types, tags and segments an expression may name."""
+        return self.catalog_source()
 
     def check(self, text: str, *, name: str | None = None) -> Expression:
         """Parse and check ``text``; raises :class:`ParseError` (with the column) or
@@ -214,9 +223,6 @@ def open_evaluation(
     snapshot = warehouse.snapshot()
     with open_backend(settings, engine, spark_session) as backend:
         built = build_frame(backend, snapshot, instant, settings.warehouse.resolve())
-        stored_types = stored_event_types(
-            backend, built.events, settings.warehouse, snapshot.version
-        )
         frame, events = built.frame, built.events
         if customers is not None:
             if fields is not None:
@@ -228,7 +234,11 @@ def open_evaluation(
             saved_segments = list_segments(connection)
             tags = known_tag_names(connection)
         saved = {segment.name: parse_expression(segment.expression) for segment in saved_segments}
-        catalog = build_catalog(built.frame, stored_types, tags, saved)
+
+        def catalog() -> Catalog:
+            stored = stored_event_types(backend, built.events, settings.warehouse, snapshot.version)
+            return build_catalog(built.frame, stored, tags, saved)
+
         yield Evaluation(
             backend,
             operational,

@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from perennial.segments.ast import Expression
 from perennial.segments.evaluation import Evaluation
 from perennial.segments.repository import (
@@ -53,10 +55,7 @@ def refresh_membership(
     started = time.perf_counter()
     members = set(evaluation.members(expression))
     with evaluation.operational.begin() as connection:
-        if customers is None:
-            current = set(current_members(connection, segment.name))
-        else:
-            current = set(current_members_among(connection, segment.name, list(customers)))
+        current = _current_members(connection, [segment.name], customers)[segment.name]
         entered = sorted(members - current)
         exited = sorted(current - members)
         total = apply_changes(
@@ -111,11 +110,9 @@ def refresh_many(
     found = evaluation.members_of({s.name: evaluation.saved[s.name] for s in segments})
     results = []
     with evaluation.operational.begin() as connection:
+        held = _current_members(connection, [s.name for s in segments], customers)
         for segment in segments:
-            if customers is None:
-                current = set(current_members(connection, segment.name))
-            else:
-                current = set(current_members_among(connection, segment.name, list(customers)))
+            current = held[segment.name]
             members = found[segment.name]
             entered, exited = sorted(members - current), sorted(current - members)
             total = apply_changes(
@@ -134,3 +131,12 @@ def refresh_many(
             )
     seconds = time.perf_counter() - started
     return [dataclasses.replace(r, seconds=seconds) for r in results]
+
+
+def _current_members(
+    connection: sa.Connection, names: Sequence[str], customers: Sequence[str] | None
+) -> dict[str, set[str]]:
+    """Each segment's members now: all of them, or those among ``customers``."""
+    if customers is None:
+        return {name: set(current_members(connection, name)) for name in names}
+    return current_members_among(connection, names, list(customers))

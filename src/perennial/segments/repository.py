@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -230,15 +230,18 @@ def current_members(connection: sa.Connection, name: str) -> list[str]:
 
 
 def current_members_among(
-    connection: sa.Connection, name: str, customers: Sequence[str]
-) -> list[str]:
-    found: list[str] = []
+    connection: sa.Connection, names: Collection[str], customers: Sequence[str]
+) -> dict[str, set[str]]:
+    """Which of ``customers`` each segment of ``names`` holds now: one query per chunk of
+    customers for all the segments (the live path asks for dozens of segments at once)."""
+    found: dict[str, set[str]] = {name: set() for name in names}
     for start in range(0, len(customers), _BATCH):
         chunk = list(customers[start : start + _BATCH])
-        query = sa.select(SEGMENT_MEMBERS.c.customer_id).where(
-            SEGMENT_MEMBERS.c.name == name, SEGMENT_MEMBERS.c.customer_id.in_(chunk)
+        query = sa.select(SEGMENT_MEMBERS.c.name, SEGMENT_MEMBERS.c.customer_id).where(
+            SEGMENT_MEMBERS.c.name.in_(sorted(found)), SEGMENT_MEMBERS.c.customer_id.in_(chunk)
         )
-        found.extend(connection.scalars(query))
+        for name, customer in connection.execute(query):
+            found[name].add(customer)
     return found
 
 
