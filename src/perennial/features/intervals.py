@@ -129,7 +129,14 @@ def interval_tables(history: History, *, with_population: bool = True) -> Interv
     )
 
     lines = history.purchase_lines.filter(history.purchase_lines.category.notnull())
-    units = lines.group_by("customer_id", "category").aggregate(units=lines.quantity.sum())
+    # One pass over the lines: the units of each purchase day, from which come both the
+    # units per category and the distinct purchase days of each category.
+    category_days = lines.group_by("customer_id", "category", "local_day").aggregate(
+        units=lines.quantity.sum()
+    )
+    units = category_days.group_by("customer_id", "category").aggregate(
+        units=category_days.units.sum()
+    )
     most_first = ibis.window(
         group_by=units.customer_id, order_by=[units.units.desc(), units.category]
     )
@@ -141,8 +148,9 @@ def interval_tables(history: History, *, with_population: bool = True) -> Interv
     if not with_population:
         unknown = ibis.null(dt.float64)
         return Intervals(own, favourites.mutate(category_median_interval_days=unknown), unknown)
-    category_days = lines.select("customer_id", "category", "local_day").distinct()
-    category_gaps = purchase_gaps(category_days, ["customer_id", "category"])
+    category_gaps = purchase_gaps(
+        category_days.select("customer_id", "category", "local_day"), ["customer_id", "category"]
+    )
     category_medians = category_gaps.group_by("category").aggregate(
         category_median_interval_days=category_gaps.gap_days.median()
     )

@@ -11,11 +11,10 @@ attribute and event conditions. Predictions are fields like any other (DESIGN ru
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import ibis  # type: ignore[import-untyped]
 import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 import pyarrow as pa
@@ -24,7 +23,7 @@ import pyarrow.parquet as pq
 from perennial.features.history import anonymous_links, resolved_events
 from perennial.lifecycle.profiles import PROFILES_TABLE
 from perennial.models.predictions import PREDICTIONS_SCHEMA, PREDICTIONS_TABLE
-from perennial.store.backends import Backend
+from perennial.store.backends import Backend, as_nullable
 from perennial.store.warehouse import Snapshot
 
 __all__ = ["CUSTOMER_FIELDS", "SegmentFrame", "build_frame"]
@@ -55,8 +54,8 @@ class SegmentFrame:
     """``frame``: one row per customer; ``events``: ``customer_id, event_type, ts, properties``.
 
     ``sources`` are the tables the frame joins (each ``customer_id`` and its fields) and
-    ``ids`` every customer's id: :meth:`narrowed` joins only the sources an expression
-    reads, so a count over two profile fields does not read the customer records.
+    ``ids`` every customer's id: :meth:`narrowed` reads only the fields an expression
+    names, so a count over two profile fields reads only the ids of the customer records.
     """
 
     frame: ir.Table
@@ -66,16 +65,34 @@ class SegmentFrame:
 
     def narrowed(self, fields: Collection[str]) -> ir.Table:
         """One row per customer with ``customer_id`` and only ``fields``."""
-        wanted = set(fields)
-        frame = self.ids
-        for index, source in enumerate(self.sources):
-            columns = [c for c in source.columns if c in wanted and c != "customer_id"]
-            if not columns:
-                continue
-            key = f"_join_{index}"
-            picked = source.select(source.customer_id.name(key), *columns)
-            frame = frame.left_join(picked, frame.customer_id == picked[key]).drop(key)
-        return frame
+        wanted = set(fields) - {"customer_id"}
+        return _outer_joined(
+            [
+                source.select("customer_id", *[c for c in source.columns if c in wanted])
+                for source in self.sources
+            ]
+        )
+
+
+def _outer_joined(sources: Sequence[ir.Table]) -> ir.Table:
+    """The sources (each one row per customer) side by side, every customer of any of them.
+
+    Full outer joins on the id rather than a distinct union of the ids with the sources
+    joined to it: the union hashes every source's ids once more (at 17 M customers
+    6.7 s against 2.2 s for the outer join, hand-written DuckDB), and a filter on one
+    source's field still reaches that source's scan.
+    """
+    frame = sources[0].mutate(customer_id=as_nullable(sources[0].customer_id, dt.string))
+    for index, source in enumerate(sources[1:], start=1):
+        key = f"_join_{index}"
+        renamed = source.rename({key: "customer_id"})
+        joined = frame.outer_join(renamed, frame.customer_id == renamed[key])
+        either = joined.customer_id.coalesce(as_nullable(joined[key], dt.string))
+        fields = [column for column in joined.columns if column not in ("customer_id", key)]
+        # A view: later joins (the compiler's event counts) must see the coalesced id as a
+        # column of one relation, not as an expression over this join's two sides.
+        frame = joined.select(either.name("customer_id"), *fields).view()
+    return frame
 
 
 def build_frame(
@@ -100,15 +117,8 @@ def build_frame(
     if snapshot.paths(PREDICTIONS_TABLE):
         predictions = backend.table(PREDICTIONS_TABLE, snapshot, schema=PREDICTIONS_SCHEMA)
         sources.append(_prediction_fields(predictions))
-    ids = ibis.union(
-        *[source.select(customer_id=source.customer_id.cast(dt.string)) for source in sources],
-        distinct=True,
-    )
-    frame = ids
-    for index, source in enumerate(sources):
-        key = f"_join_{index}"
-        renamed = source.rename({key: "customer_id"})
-        frame = frame.left_join(renamed, frame.customer_id == renamed[key]).drop(key)
+    ids = _outer_joined([source.select("customer_id") for source in sources])
+    frame = _outer_joined(sources)
     horizon = now + _EVENT_HORIZON
     links = backend.register_arrow(_LINKS, _cached_links(backend, snapshot, horizon, warehouse_key))
     events = resolved_events(backend, snapshot, horizon, links)
