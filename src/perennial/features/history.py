@@ -181,7 +181,12 @@ def resolved_events(
 
 
 def anonymous_links(backend: Backend, snapshot: Snapshot, cutoff: datetime) -> ir.Table:
-    """``linked_anonymous_id, linked_customer_id``: each visitor's first known customer."""
+    """``linked_anonymous_id, linked_customer_id, linked_at``: each visitor's first known
+    customer, and when the two were first seen together (ties: the smallest customer id).
+
+    The earliest pair of a set of event files is the earlier of the earliest pairs of its
+    parts, so the links of appended files merge into those of the files before them
+    (:mod:`perennial.segments.frame` keeps them so between warehouse versions)."""
     events = backend.table("events", snapshot)
     return _first_links(events, _utc_literal(cutoff.astimezone(UTC)))
 
@@ -197,7 +202,11 @@ def _first_links(events: ir.Table, cutoff: ir.TimestampScalar) -> ir.Table:
     return (
         pairs.mutate(link_rank=ibis.row_number().over(earliest))
         .filter(_.link_rank == 0)
-        .select(linked_anonymous_id=_.anonymous_id, linked_customer_id=_.customer_id)
+        .select(
+            linked_anonymous_id=_.anonymous_id,
+            linked_customer_id=_.customer_id,
+            linked_at=_.linked_at,
+        )
     )
 
 

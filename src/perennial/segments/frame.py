@@ -10,6 +10,7 @@ attribute and event conditions. Predictions are fields like any other (DESIGN ru
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ CUSTOMER_FIELDS = (
 
 _EVENT_HORIZON = timedelta(days=3650)
 _LINKS = "perennial_segment_links"
-_links_cache: dict[tuple[object, int, str], pa.Table] = {}
+_links_cache: dict[tuple[object, str], _Links] = {}
+_LINKS_KEPT = 8
 _links_lock = threading.Lock()
 
 
@@ -128,18 +130,62 @@ def build_frame(
 def _cached_links(
     backend: Backend, snapshot: Snapshot, horizon: datetime, warehouse_key: object
 ) -> pa.Table:
-    """The visitor-to-customer links of a warehouse version, computed once (one scan of
-    the events) and reused by every evaluation of that version."""
-    key = (warehouse_key, snapshot.version, backend.engine)
+    """The visitor-to-customer links of a warehouse version.
+
+    Every evaluation needs them and they take a scan of every event, while a new version
+    (one per drained batch on a live server) usually only appends event files: the links
+    of the files already seen are kept, and only the new files are read and merged in
+    (see :func:`~perennial.features.history.anonymous_links`). A version that removed
+    or replaced event files is read whole.
+    """
+    key = (warehouse_key, backend.engine)
+    files = snapshot.files("events")
+    names = frozenset(data_file.path for data_file in files)
     with _links_lock:
         cached = _links_cache.get(key)
-    if cached is None:
-        cached = backend.to_pyarrow(anonymous_links(backend, snapshot, horizon))
-        with _links_lock:
-            if len(_links_cache) > 8:
-                _links_cache.clear()
-            _links_cache[key] = cached
-    return cached
+    if cached is not None and cached.files == names:
+        return cached.links
+    if cached is not None and cached.files < names:
+        added = tuple(data_file for data_file in files if data_file.path not in cached.files)
+        part = dataclasses.replace(snapshot, tables={"events": added})
+        fresh = backend.to_pyarrow(anonymous_links(backend, part, horizon))
+        links = _earliest_links(pa.concat_tables([cached.links, fresh]))
+    else:
+        links = backend.to_pyarrow(anonymous_links(backend, snapshot, horizon))
+    with _links_lock:
+        _links_cache[key] = _Links(names, links)
+        while len(_links_cache) > _LINKS_KEPT:
+            _links_cache.pop(next(iter(_links_cache)))
+    return links
+
+
+@dataclass(frozen=True)
+class _Links:
+    files: frozenset[str]
+    """The event files (warehouse-relative paths) the links were computed from."""
+    links: pa.Table
+
+
+def _earliest_links(links: pa.Table) -> pa.Table:
+    """Each visitor's earliest row of ``links`` (ties: the smallest customer id)."""
+    ordered = links.sort_by(
+        [
+            ("linked_anonymous_id", "ascending"),
+            ("linked_at", "ascending"),
+            ("linked_customer_id", "ascending"),
+        ]
+    )
+    # Without threads, "first" is the first row of each group in the sorted order.
+    first = ordered.group_by("linked_anonymous_id", use_threads=False).aggregate(
+        [("linked_customer_id", "first"), ("linked_at", "first")]
+    )
+    return pa.table(
+        {
+            "linked_anonymous_id": first.column("linked_anonymous_id"),
+            "linked_customer_id": first.column("linked_customer_id_first"),
+            "linked_at": first.column("linked_at_first"),
+        }
+    ).cast(links.schema)
 
 
 def _profile_fields(profiles: ir.Table, taken: set[str]) -> ir.Table:
