@@ -9,7 +9,8 @@ period) and local days in Asia/Shanghai:
 
 * ours, RFM: ``score_rfm(compute_features(...))`` (every feature, then the scores), and
   RFM alone, ``build_rfm`` (one pass over the paid orders for recency / frequency /
-  monetary / first / last, then ``score_rfm``);
+  monetary / first / last, then ``score_rfm``), and the aggregates alone
+  (``features.orders.rfm_inputs``: exactly what the SQL and Polars peers compute);
 * ours, all features (``compute_features``) and profiles (``build_profiles``: features +
   RFM + value tier + stage, seed000 model), each ``-> backend.to_pyarrow``;
 * ours, ``summary_for_btyd(..., unit_days=1)``;
@@ -292,6 +293,24 @@ def ours_rfm_minimal(ctx: Context) -> dict[str, Any]:
     with open_backend(settings) as backend:
         snapshot = Warehouse(settings.warehouse).snapshot()
         table = backend.to_pyarrow(build_rfm(backend, snapshot, AS_OF, timezone=TIMEZONE))
+    result = clock.stop(table.num_rows)
+    ctx.save(table)
+    return result
+
+
+def ours_rfm_aggregates(ctx: Context) -> dict[str, Any]:
+    """What the peers compute and nothing more: ``features.orders.rfm_inputs`` (recency,
+    frequency, monetary, first and last paid order per buyer), the aggregates that
+    ``build_rfm`` scores. The like-for-like comparison with the SQL and Polars peers."""
+    from perennial.store.backends import open_backend
+    from perennial.store.warehouse import Warehouse
+
+    _import_ours()
+    settings = ctx.settings
+    clock = Clock()
+    with open_backend(settings) as backend:
+        snapshot = Warehouse(settings.warehouse).snapshot()
+        table = backend.to_pyarrow(_rfm_inputs(backend, snapshot))
     result = clock.stop(table.num_rows)
     ctx.save(table)
     return result
@@ -820,7 +839,8 @@ MEASUREMENTS: dict[str, tuple[Callable[[Context], dict[str, Any]], str]] = {
     "sql_rfm": (sql_rfm, "peer: hand-written DuckDB SQL, RFM aggregates"),
     "polars_rfm": (polars_rfm, "peer: Polars lazy scan, RFM aggregates"),
     "pandas_rfm": (pandas_rfm, "peer: pandas groupby, RFM aggregates"),
-    "ours_rfm_minimal": (ours_rfm_minimal, "ours: build_rfm (RFM alone: paid-order aggregates)"),
+    "ours_rfm_aggregates": (ours_rfm_aggregates, "ours: rfm_inputs (the RFM aggregates alone)"),
+    "ours_rfm_minimal": (ours_rfm_minimal, "ours: build_rfm (RFM aggregates + scores, segment)"),
     "ours_rfm": (ours_rfm, "ours: score_rfm(compute_features(...))"),
     "ours_features": (ours_features, "ours: compute_features (all features)"),
     "ours_profiles": (
@@ -1242,6 +1262,8 @@ def _find(results: list[Row], name: str, customers: int | None = None) -> Row | 
 
 _TARGETS: tuple[tuple[str, str, str, float | None], ...] = (
     # (ours, peer, label, largest allowed ours/peer ratio; None: no target, for reference)
+    ("ours_rfm_aggregates", "sql_rfm", "RFM aggregates / hand-written SQL", TARGET_RFM_VS_SQL),
+    ("ours_rfm_aggregates", "polars_rfm", "RFM aggregates / Polars", 1.0),
     ("ours_rfm_minimal", "sql_rfm", "RFM alone (build_rfm) / hand-written SQL", TARGET_RFM_VS_SQL),
     ("ours_rfm", "sql_rfm", "RFM via compute_features / hand-written SQL", TARGET_RFM_VS_SQL),
     ("ours_rfm_minimal", "polars_rfm", "RFM alone (build_rfm) / Polars", 1.0),
@@ -1315,6 +1337,8 @@ def check_outputs(results: list[Row]) -> bool:
     print("\noutput checks (every customer, every shared column):")
     ok = True
     pairs = [
+        ("ours_rfm_aggregates", "sql_rfm", RFM_AGGREGATES),
+        ("ours_rfm_aggregates", "polars_rfm", RFM_AGGREGATES),
         ("ours_rfm_minimal", "sql_rfm", RFM_AGGREGATES),
         ("ours_rfm_minimal", "pandas_rfm", RFM_AGGREGATES),
         ("ours_rfm_minimal", "polars_rfm", RFM_AGGREGATES),
