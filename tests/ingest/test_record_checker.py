@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -68,20 +69,30 @@ def test_concurrent_callers_each_get_their_own_verdicts_from_shared_passes(
         for caller in range(12)
         for table in ("events", "orders")
     ]
-    for thread in threads:
+    # The first caller alone, until its pass runs and holds the line; then every other
+    # caller, until all of them queued behind it. (Started together, the checker could
+    # take several callers into its first group, and the pass count would vary.)
+    threads[0].start()
+    _wait_until(lambda: len(passes) == 1)
+    for thread in threads[1:]:
         thread.start()
-    deadline = time.monotonic() + 30
-    while (len(passes) < 1 or checker.waiting() < len(threads) - 1) and time.monotonic() < deadline:
-        threading.Event().wait(0.01)  # until the first pass runs and every other caller queued
+    _wait_until(lambda: checker.waiting() == len(threads) - 1)
     release.set()
     for thread in threads:
         thread.join()
     checker.stop()
 
     assert len(results) == 24
-    assert len(passes) <= 3  # the first caller's pass, then one per table for the rest
+    assert len(passes) == 3  # the first caller's pass, then one per table for the rest
     for (table, caller), found in results.items():
         records = _events(caller) if table == "events" else _orders(caller)
         assert found == check_records(records, table, settings, now=NOW)
         assert found  # every caller had bad records
     assert checker.check([], "events", now=NOW) == []
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "the checker did not reach the expected state"
+        time.sleep(0.01)
