@@ -12,6 +12,7 @@ from perennial.cli import (
     demo,
     identity,
     ingest,
+    journeys,
     lifecycle,
     models,
     predict,
@@ -47,6 +48,7 @@ app.add_typer(models.models_app, name="models")
 app.command("predict")(predict.predict_command)
 app.add_typer(segments.segments_app, name="segments")
 app.add_typer(segments.tags_app, name="tags")
+app.add_typer(journeys.journeys_app, name="journeys")
 app.command("serve")(serve.serve_command)
 app.add_typer(serving.serving_app, name="serving")
 app.add_typer(access.users_app, name="users")

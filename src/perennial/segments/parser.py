@@ -47,7 +47,14 @@ from perennial.lifecycle.rule_lexer import Token, TokenKind, describe, tokenize
 from perennial.segments import ast as nodes
 from perennial.segments.ast import TIME_FUNCTIONS, Expression, walk
 
-__all__ = ["MAX_COUNT", "MAX_DEPTH", "MAX_NESTING", "MAX_WINDOW_DAYS", "parse_expression"]
+__all__ = [
+    "MAX_COUNT",
+    "MAX_DEPTH",
+    "MAX_NESTING",
+    "MAX_WINDOW_DAYS",
+    "parse_expression",
+    "parse_property_filter",
+]
 
 MAX_NESTING = 32
 MAX_DEPTH = 64
@@ -74,6 +81,13 @@ def parse_expression(text: str) -> Expression:
     return _Parser(text).parse()
 
 
+def parse_property_filter(text: str) -> Expression:
+    """Parse the condition on one event's properties (what follows ``where`` in an event
+    predicate), e.g. ``category = 'baby' and amount > 100``; journeys' event triggers and
+    waits filter with it."""
+    return _Parser(text).parse_property_filter()
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self._text = text
@@ -95,6 +109,15 @@ class _Parser:
         if max(level for _, level in walk(expression)) > MAX_DEPTH:
             raise ParseError(f"the expression is more than {MAX_DEPTH} levels deep", self._text, 0)
         return expression
+
+    def parse_property_filter(self) -> Expression:
+        if self._peek().kind is TokenKind.END:
+            raise ParseError("a property filter cannot be empty", self._text, 0)
+        condition = self._property_disjunction()
+        token = self._peek()
+        if token.kind is not TokenKind.END:
+            raise self._error("expected 'and', 'or' or the end of the filter", token)
+        return condition
 
     # -- conditions ---------------------------------------------------------------
 
