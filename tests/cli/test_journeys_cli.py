@@ -7,7 +7,11 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from perennial.cli.app import app
-from perennial.errors import ExitCode
+from perennial.errors import ExitCode, PerennialError
+from tests.segments import conftest as segments_conftest
+from tests.segments.conftest import CLOCK, SegmentStore
+
+segment_store = segments_conftest.segment_store
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "journeys"
 
@@ -50,3 +54,35 @@ def test_no_files_is_a_usage_error(tmp_path: Path) -> None:
     code, output = _run("journeys", "validate", str(tmp_path))
     assert code == int(ExitCode.USAGE)
     assert "no journey files found" in output
+
+
+def test_publish_pause_resume_archive_and_list(segment_store: SegmentStore, tmp_path: Path) -> None:
+    env = {
+        "PERENNIAL_HOME": str(tmp_path / "home"),
+        "PERENNIAL_WAREHOUSE_PATH": str(segment_store.warehouse),
+        "PERENNIAL_CLOCK": CLOCK.isoformat(),
+        "COLUMNS": "250",
+    }
+
+    def run(*arguments: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, list(arguments), env=env)
+        if isinstance(result.exception, PerennialError):
+            return int(result.exception.exit_code), result.output + str(result.exception)
+        return result.exit_code, result.output
+
+    assert run("segments", "load", "examples/segments/presets.yaml")[0] == 0
+    code, output = run("journeys", "publish", str(EXAMPLES / "high-value-callback.yaml"))
+    assert (code, output.strip()) == (0, "published high-value-callback version 1: active")
+    assert run("journeys", "pause", "high-value-callback") == (0, "high-value-callback: paused\n")
+    code, output = run("journeys", "pause", "high-value-callback")
+    assert code == int(ExitCode.CONFIG) and "it is paused" in output
+    assert run("journeys", "resume", "high-value-callback")[0] == 0
+    code, output = run("journeys", "publish", "high-value-callback")
+    assert output.strip() == "published high-value-callback version 1: active"
+    code, output = run("journeys", "list")
+    assert "high-value-callback" in output and "active" in output and "by cli" in output
+    assert run("journeys", "archive", "high-value-callback")[0] == 0
+    assert "high-value-callback" not in run("journeys", "list")[1]
+    assert "archived" in run("journeys", "list", "--archived")[1]
+    code, output = run("journeys", "publish", "no-such-journey")
+    assert code == int(ExitCode.INVALID_INPUT) and "no journey 'no-such-journey'" in output

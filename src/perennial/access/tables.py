@@ -58,6 +58,8 @@ AUDIT_LOG = sa.Table(
     sa.Column("subject_id", sa.String(256), nullable=False),
     sa.Column("detail", sa.Text),
     sa.Column("client", sa.String(64)),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_subject", "subject_type", "subject_id"),
 )
 
 SERVICE_TASKS = sa.Table(
@@ -70,6 +72,7 @@ SERVICE_TASKS = sa.Table(
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("created_at", _TS, nullable=False),
     sa.Column("due_at", _TS),
+    sa.Index("ix_service_tasks_assignee", "assignee", "customer_id"),
 )
 """Customer-service call-back tasks (the journeys issue fills and works them); here they
 decide whether an agent may see a customer's phone and email unmasked."""

@@ -1,8 +1,10 @@
-"""``perennial journeys validate``: check journey files before they are published.
+"""``perennial journeys validate|publish|pause|resume|archive|list``.
 
-Every problem of every file is printed with its key path (``steps.coupon.next``)
-and, for expressions, the column; the command exits with the configuration code
-when any file has one, so it can guard a repository of journeys in CI.
+``validate`` checks files alone: every problem of every file is printed with its
+key path (``steps.coupon.next``) and, for expressions, the column; it exits with
+the configuration code when any file has one, so it can guard a repository of
+journeys in CI. ``publish`` also checks the names against the store and makes
+the file's journey live as a new version (runs already started keep theirs).
 """
 
 from __future__ import annotations
@@ -14,11 +16,23 @@ import typer
 from rich.table import Table
 
 from perennial.cli.output import console
+from perennial.config import load_settings
 from perennial.errors import ExitCode
 from perennial.journeys.document import Journey
 from perennial.journeys.loading import JourneyInvalid, load_journey
+from perennial.journeys.service import JourneyService
 
-__all__ = ["journeys_app", "validate_command"]
+__all__ = [
+    "archive_command",
+    "journeys_app",
+    "list_command",
+    "pause_command",
+    "publish_command",
+    "resume_command",
+    "validate_command",
+]
+
+_ACTOR = "cli"
 
 journeys_app = typer.Typer(
     help="Journeys: triggers, waits, branches and actions, run durably.", no_args_is_help=True
@@ -61,6 +75,69 @@ def validate_command(paths: Paths) -> None:
         console.print(str(failure), markup=False, highlight=False)
     if failures:
         raise typer.Exit(int(ExitCode.CONFIG))
+
+
+@journeys_app.command("publish")
+def publish_command(
+    target: Annotated[
+        str,
+        typer.Argument(help="A journey file, or the name of a saved journey (its newest version)."),
+    ],
+) -> None:
+    """Check a journey against the store and make it live as a new version."""
+    service = JourneyService.migrated(load_settings())
+    path = Path(target)
+    if path.exists():
+        published = service.publish(load_journey(path), actor=_ACTOR, source=str(path))
+    else:
+        published = service.publish_saved(target, actor=_ACTOR)
+    console.print(f"published {published.name} version {published.version}: {published.status}")
+
+
+Name = Annotated[str, typer.Argument(help="The journey's name.")]
+
+
+@journeys_app.command("pause")
+def pause_command(name: Name) -> None:
+    """Stop new entries and hold runs where they are until resumed."""
+    _move(name, "pause")
+
+
+@journeys_app.command("resume")
+def resume_command(name: Name) -> None:
+    """Let a paused journey take entries and move its runs again."""
+    _move(name, "resume")
+
+
+@journeys_app.command("archive")
+def archive_command(name: Name) -> None:
+    """Retire a journey for good (its history stays)."""
+    _move(name, "archive")
+
+
+@journeys_app.command("list")
+def list_command(
+    archived: Annotated[bool, typer.Option(help="Include archived journeys.")] = False,
+) -> None:
+    """Every journey with its status and versions."""
+    table = Table(title="Journeys")
+    for column in ("name", "title", "status", "live version", "latest version", "updated"):
+        table.add_column(column)
+    for journey in JourneyService.migrated(load_settings()).list(archived=archived):
+        table.add_row(
+            journey.name,
+            journey.title,
+            journey.status,
+            str(journey.live_version or "-"),
+            str(journey.latest_version),
+            f"{journey.updated_at:%Y-%m-%d %H:%M} by {journey.updated_by}",
+        )
+    console.print(table)
+
+
+def _move(name: str, move: str) -> None:
+    status = JourneyService.migrated(load_settings()).change_status(name, move, actor=_ACTOR)
+    console.print(f"{name}: {status}")
 
 
 def _journey_files(paths: list[Path]) -> list[Path]:

@@ -72,6 +72,8 @@ INBOX_REQUESTS = sa.Table(
     sa.UniqueConstraint(
         "principal", "endpoint", "idempotency_key", name="uq_inbox_requests_idempotency"
     ),
+    sa.Index("ix_inbox_requests_status", "status", "request_seq"),
+    sa.Index("ix_inbox_requests_drained_at", "drained_at"),
 )
 
 INBOX_ITEMS = sa.Table(
@@ -86,6 +88,7 @@ INBOX_ITEMS = sa.Table(
     sa.Column("record", sa.Text, nullable=False),
     sa.Column("column_name", sa.String(128)),
     sa.Column("reason", sa.Text),
+    sa.Index("ix_inbox_items_request", "request_seq"),
 )
 
 

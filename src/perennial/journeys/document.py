@@ -11,6 +11,7 @@ a misspelt ``timeout`` must not silently mean "wait forever".
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import time, timedelta
 from typing import Annotated, Literal
 
@@ -58,6 +59,7 @@ __all__ = [
     "WaitForEventStep",
     "WaitStep",
     "WebhookStep",
+    "templates_in",
 ]
 
 CHANNELS = ("email", "sms", "app_push", "wechat_work", "wechat_official")
@@ -372,3 +374,21 @@ class Journey(_Strict):
     goal: Goal | None = None
     start: Name
     steps: dict[Name, Step] = Field(min_length=1, max_length=200)
+
+
+def templates_in(step: Step) -> Iterator[tuple[str, LocalizedText, bool]]:
+    """Each template a step renders: (key path below the step, text, rendered as HTML)."""
+    match step:
+        case SendStep(message=message):
+            for part in ("subject", "text", "html"):
+                text = getattr(message, part)
+                if text is not None:
+                    yield f"message.{part}", text, part == "html"
+        case TaskStep(title=title):
+            yield "title", title, False
+        case WebhookStep(body=body):
+            for key, value in body.items():
+                if isinstance(value, str):
+                    yield f"body.{key}", value, False
+        case UpdateAttributeStep(value=str() as value):
+            yield "value", value, False

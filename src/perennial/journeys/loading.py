@@ -29,11 +29,9 @@ from perennial.journeys.document import (
     Journey,
     LocalizedText,
     ScheduleTrigger,
-    SendStep,
-    TaskStep,
-    UpdateAttributeStep,
+    Step,
     WaitForEventStep,
-    WebhookStep,
+    templates_in,
 )
 from perennial.journeys.graph import Problem, graph_problems
 from perennial.lifecycle.rule_errors import ParseError
@@ -128,23 +126,14 @@ def _language_problems(journey: Journey) -> Iterator[Problem]:
         yield from _step_language_problems(f"steps.{name}", step)
 
 
-def _step_language_problems(path: str, step: object) -> Iterator[Problem]:
+def _step_language_problems(path: str, step: Step) -> Iterator[Problem]:
     match step:
         case BranchStep(condition=condition):
             yield from _parse_problem(f"{path}.condition", condition, parse_expression)
         case WaitForEventStep(where=where) if where:
             yield from _filter_problem(f"{path}.where", where)
-        case SendStep(message=message):
-            for part in ("subject", "text", "html"):
-                yield from _template_problems(f"{path}.message.{part}", getattr(message, part))
-        case TaskStep(title=title):
-            yield from _template_problems(f"{path}.title", title)
-        case WebhookStep(body=body):
-            for key, value in body.items():
-                if isinstance(value, str):
-                    yield from _template_problems(f"{path}.body.{key}", value)
-        case UpdateAttributeStep(value=str() as value):
-            yield from _template_problems(f"{path}.value", value)
+    for key, text, _html in templates_in(step):
+        yield from _template_problems(f"{path}.{key}", text)
 
 
 def _filter_problem(path: str, text: str) -> Iterator[Problem]:
@@ -165,9 +154,7 @@ def _cron_problem(path: str, expression: str) -> Iterator[Problem]:
         yield Problem(path, f"not a cron schedule ({error}): write five fields, e.g. '0 9 * * 1'")
 
 
-def _template_problems(path: str, text: LocalizedText | None) -> Iterator[Problem]:
-    if text is None:
-        return
+def _template_problems(path: str, text: LocalizedText) -> Iterator[Problem]:
     variants = {"": text} if isinstance(text, str) else dict(text)
     for locale, source in variants.items():
         problem = template_problem(source)

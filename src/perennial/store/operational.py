@@ -52,6 +52,7 @@ JOBS = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("detail", sa.Text),
+    sa.Index("ix_jobs_started_at", "started_at"),
 )
 """Long-running work (ingests, later backfills and trainings): a crash leaves 'running'."""
 
