@@ -110,6 +110,31 @@ class Settings(BaseSettings):
         description="Serving store (SQLite, rebuilt by `perennial serving refresh`); "
         "default <home>/serving.db.",
     )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where customers reach this server (unsubscribe links in messages).",
+    )
+    signing_secret: str | None = Field(
+        default=None,
+        description="Key for webhook signatures and unsubscribe links; default a random key "
+        "kept in <home>/signing.key (give one value to every worker of a deployment).",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail sends.")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = Field(default=False, description="Upgrade with STARTTLS first.")
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_sender: str = Field(default="Perennial <no-reply@localhost>")
+    channel_webhooks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Channels without a native adapter delivered by POSTing the rendered "
+        "message to a URL, e.g. {sms = 'http://127.0.0.1:9000/sms'}.",
+    )
+    guardrails_path: Path | None = Field(
+        default=None,
+        description="Guardrail policy (quiet hours, caps, opt-in) as YAML; default the "
+        "built-in policy (22:00-08:00, 2 marketing messages a week, 1 SMS a day).",
+    )
 
     @field_validator("default_timezone")
     @classmethod

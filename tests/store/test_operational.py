@@ -75,6 +75,7 @@ def test_the_migrations_build_exactly_the_tables_the_code_declares(tmp_path: Pat
     from alembic.migration import MigrationContext
 
     import perennial.access.tables
+    import perennial.channels.tables
     import perennial.ingest.inbox
     import perennial.journeys.tables
     import perennial.segments.tables  # noqa: F401  (each import registers its tables)

@@ -72,6 +72,12 @@ SERVICE_TASKS = sa.Table(
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("created_at", _TS, nullable=False),
     sa.Column("due_at", _TS),
+    sa.Column("team", sa.String(100)),
+    sa.Column("priority", sa.String(16)),
+    sa.Column("source", sa.String(160)),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("notes", sa.Text),
+    sa.Column("closed_at", _TS),
     sa.Index("ix_service_tasks_assignee", "assignee", "customer_id"),
 )
 """Customer-service call-back tasks (the journeys issue fills and works them); here they

@@ -49,7 +49,11 @@ class GuardrailDocument(BaseModel):
         default_factory=lambda: [_CapSpec(max=2, days=7), _CapSpec(channel="sms", max=1, days=1)]
     )
     transactional_exempt: bool = True
-    require_opt_in: list[str] = Field(default_factory=list)
+    require_opt_in: list[str] = Field(
+        default_factory=lambda: ["email", "sms", "app_push", "wechat_work", "wechat_official"],
+        description="Channels where marketing needs the customer's yes (the customer record's "
+        "consent flag; unknown counts as no, as the schema says).",
+    )
 
     @field_validator("timezone")
     @classmethod

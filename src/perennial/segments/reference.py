@@ -32,7 +32,7 @@ from perennial.segments.ast import Expression
 from perennial.segments.compiler import local_midnight
 from perennial.segments.references import inline_segments
 
-__all__ = ["ReferenceData", "ReferenceEvent", "evaluate_reference"]
+__all__ = ["ReferenceData", "ReferenceEvent", "evaluate_reference", "properties_match"]
 
 
 @dataclass(frozen=True)
@@ -252,6 +252,12 @@ class _Row:
             if (hits == 0) if negated else (hits >= 1):
                 return True
         return False
+
+
+def properties_match(condition: Expression, properties: str | None) -> bool:
+    """Does one event's properties (JSON text) satisfy a ``where`` condition? The same
+    semantics as the compiled query; journeys filter arriving events with it."""
+    return _property_condition(condition, properties) is True
 
 
 def _property_condition(node: Expression, properties: str | None) -> bool | None:
