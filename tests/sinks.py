@@ -13,6 +13,7 @@ import email
 import email.policy
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ class WebhookSink:
     repeats: int = 0
     script: list[int] = field(default_factory=list)
     """Status codes to answer first (e.g. [503, 400]); then 200."""
+    delay: float = 0.0
+    """Seconds to hold each request (a slow provider widens the window a crash can hit)."""
     _keys: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -59,6 +62,8 @@ def webhook_sink() -> Iterator[WebhookSink]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers["Content-Length"]))
+            if holder[0].delay:
+                time.sleep(holder[0].delay)
             status = holder[0].take(dict(self.headers), raw)
             self.send_response(status)
             self.send_header("Content-Length", "0")

@@ -130,6 +130,12 @@ class Settings(BaseSettings):
         description="Channels without a native adapter delivered by POSTing the rendered "
         "message to a URL, e.g. {sms = 'http://127.0.0.1:9000/sms'}.",
     )
+    journey_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a worker holds messages it is delivering; a worker that dies "
+        "holding them releases them when this runs out.",
+    )
     guardrails_path: Path | None = Field(
         default=None,
         description="Guardrail policy (quiet hours, caps, opt-in) as YAML; default the "

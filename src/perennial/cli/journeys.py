@@ -21,6 +21,8 @@ from perennial.errors import ExitCode
 from perennial.journeys.document import Journey
 from perennial.journeys.loading import JourneyInvalid, load_journey
 from perennial.journeys.service import JourneyService
+from perennial.journeys.worker import Worker, single_sqlite_worker
+from perennial.store.operational import migrate
 
 __all__ = [
     "archive_command",
@@ -30,6 +32,7 @@ __all__ = [
     "publish_command",
     "resume_command",
     "validate_command",
+    "worker_command",
 ]
 
 _ACTOR = "cli"
@@ -157,3 +160,37 @@ def _trigger_text(journey: Journey) -> str:
     kind = trigger.pop("type")
     details = ", ".join(f"{key}={value}" for key, value in trigger.items())
     return f"{kind} ({details})" if details else kind
+
+
+def worker_command(
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Stop once a pass finds nothing to do.")
+    ] = False,
+    poll: Annotated[float, typer.Option(help="Seconds to sleep when idle.", min=0.01)] = 1.0,
+    batch: Annotated[int, typer.Option(help="Runs or messages per transaction.", min=1)] = 500,
+    owner: Annotated[str | None, typer.Option(help="Name in claims and logs.")] = None,
+) -> None:
+    """Run journeys: enrol from triggers, advance due runs, send through the guardrails.
+
+    Any number of workers may run on PostgreSQL; on SQLite, one. Stop with Ctrl-C (or
+    kill it: nothing is lost or sent twice; the next worker picks up where it was).
+    """
+    settings = load_settings()
+    migrate(settings)
+    with single_sqlite_worker(settings):
+        worker = Worker(settings, owner=owner, batch=batch)
+        console.print(
+            f"worker {worker.owner}: channels {', '.join(sorted(worker.channels))}; "
+            f"{'until idle' if until_idle else 'Ctrl-C stops'}"
+        )
+        try:
+            totals = worker.run(until_idle=until_idle, poll=poll)
+        except KeyboardInterrupt:
+            totals = worker.totals
+        finally:
+            worker.close()
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(totals.outcomes.items())) or "nothing sent"
+    console.print(
+        f"worker {worker.owner}: {totals.passes} passes, {totals.signals} signals, "
+        f"{totals.advanced} runs advanced; {outcomes}"
+    )

@@ -240,7 +240,8 @@ class Advancer:
             self._finish(run, "failed", f"step {run.step}: {problem}")
             return
         profile = self._profile(run)
-        address = profile.get(ADDRESS_FIELDS[step.channel])
+        field_name = ADDRESS_FIELDS[step.channel]
+        address = run.customer_id if field_name == "customer_id" else profile.get(field_name)
         consent = profile.get(CONSENT_FIELDS[step.channel])
         payload = {"to": address, "locale": variables["locale"], "consent": consent, **rendered}
         status, reason = ("pending", None) if address else ("suppressed", "no_address")

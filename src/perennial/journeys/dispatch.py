@@ -8,13 +8,16 @@ One batch is three steps:
    sends counted from the outbox itself), and record each outcome: suppressed
    with its reason, deferred to the next allowed instant, or ``sending`` under
    a lease;
-2. **deliver** each ``sending`` row through its channel, outside any transaction;
-3. **record**, in one transaction: sent, or retried later with exponential
-   backoff, or dead-lettered with the reason.
+2. **deliver** the ``sending`` rows through their channels, outside any transaction,
+   in chunks of ``record_every``;
+3. **record** each chunk, in one transaction: sent, or retried later with
+   exponential backoff, or dead-lettered with the reason.
 A worker killed between 2 and 3 leaves rows ``sending`` with a lease that runs
 out; the next worker delivers them again under the same idempotency key (the
 guardrails already counted them), which the provider or receiver uses to drop
-the repeat. Nothing is lost, and nothing is decided twice.
+the repeat. At most one chunk can be repeated so; nothing is lost, and nothing
+is decided twice. (Recording every message alone would close the window to one
+message at the cost of a transaction per send.)
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Dispatcher:
         lease: timedelta = timedelta(minutes=2),
         max_attempts: int = 6,
         first_backoff: timedelta = timedelta(seconds=30),
+        record_every: int = 20,
     ) -> None:
         self._operational = operational
         self._channels = channels
@@ -73,6 +77,7 @@ class Dispatcher:
         self._lease = lease
         self._max_attempts = max_attempts
         self._first_backoff = first_backoff
+        self._record_every = record_every
 
     def dispatch_due(self, now: datetime) -> DispatchReport:
         """Decide, deliver and record one batch of due outbox rows."""
@@ -81,9 +86,11 @@ class Dispatcher:
             rows = self._claim(connection, now)
             report.claimed = len(rows)
             sending = self._decide(connection, rows, now, report)
-        results = {row.effect_key: self._deliver(row) for row in sending}
-        with self._operational.begin() as connection:
-            self._record(connection, sending, results, now, report)
+        for start in range(0, len(sending), self._record_every):
+            chunk = sending[start : start + self._record_every]
+            results = {row.effect_key: self._deliver(row) for row in chunk}
+            with self._operational.begin() as connection:
+                self._record(connection, chunk, results, now, report)
         return report
 
     def run_until_idle(self, now: datetime, *, max_batches: int = 100_000) -> DispatchReport:
