@@ -76,6 +76,7 @@ def test_the_migrations_build_exactly_the_tables_the_code_declares(tmp_path: Pat
 
     import perennial.access.tables
     import perennial.channels.tables
+    import perennial.ingest.event_feed
     import perennial.ingest.inbox
     import perennial.journeys.tables
     import perennial.segments.tables  # noqa: F401  (each import registers its tables)

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from perennial.config import Settings
 from perennial.errors import StoreError
 from perennial.ingest.customer_updates import fold_customer_updates
+from perennial.ingest.event_feed import append_feed, feed_rows
 from perennial.ingest.inbox import (
     INBOX_SOURCE,
     ClaimedItem,
@@ -168,6 +169,7 @@ def drain_once(
         raise
     with engine.begin() as connection:
         complete_requests(connection, claimed, now=datetime.now(UTC))
+        append_feed(connection, feed_rows(items))
     return DrainReport(len(claimed), len(items), tuple(reports), touched_by(items))
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from perennial.config import Settings
+from perennial.ingest.event_feed import EVENT_FEED, append_feed
 from perennial.journeys.advance import Advancer, AdvanceReport, RunState
 from perennial.journeys.customers import CustomerContext
 from perennial.journeys.document import EventTrigger, Journey, SegmentTrigger
@@ -32,7 +33,6 @@ from perennial.journeys.tables import (
     JOURNEY_CURSORS,
     JOURNEY_LOG,
     JOURNEY_RUNS,
-    JOURNEY_SIGNALS,
     JOURNEY_VERSIONS,
     JOURNEYS,
 )
@@ -55,25 +55,28 @@ class Signal:
     event_type: str
     at: datetime
     properties: Mapping[str, Any] | None = None
+    key: str | None = None
+    """What makes a repeat of the same event recognisable (its event id)."""
 
 
 def record_signals(connection: sa.Connection, signals: Sequence[Signal]) -> None:
-    """Append ``signals`` in the caller's transaction (the ingest drain, the API)."""
-    if signals:
-        connection.execute(
-            JOURNEY_SIGNALS.insert(),
-            [
-                {
-                    "customer_id": signal.customer_id,
-                    "event_type": signal.event_type,
-                    "properties": None
-                    if signal.properties is None
-                    else json.dumps(signal.properties, ensure_ascii=False, default=str),
-                    "at": signal.at,
-                }
-                for signal in signals
-            ],
-        )
+    """Append ``signals`` to the event feed in the caller's transaction (the ingest drain
+    writes its own; this is for events made here, such as task outcomes, and tests)."""
+    append_feed(
+        connection,
+        [
+            {
+                "event_key": signal.key or f"{signal.customer_id}:{signal.event_type}:{signal.at}",
+                "customer_id": signal.customer_id,
+                "event_type": signal.event_type,
+                "properties": None
+                if signal.properties is None
+                else json.dumps(signal.properties, ensure_ascii=False, default=str),
+                "at": signal.at,
+            }
+            for signal in signals
+        ],
+    )
 
 
 @dataclass
@@ -142,9 +145,9 @@ class JourneyRuntime:
         with self._operational.begin() as connection:
             position = _locked_cursor(connection, _SIGNALS)
             rows = connection.execute(
-                sa.select(JOURNEY_SIGNALS)
-                .where(JOURNEY_SIGNALS.c.seq > position)
-                .order_by(JOURNEY_SIGNALS.c.seq)
+                sa.select(EVENT_FEED)
+                .where(EVENT_FEED.c.seq > position)
+                .order_by(EVENT_FEED.c.seq)
                 .limit(self._batch)
             ).all()
             if not rows:
@@ -307,7 +310,7 @@ class JourneyRuntime:
             requests = [
                 EntryRequest(
                     signal.customer_id,
-                    f"signal:{signal.seq}",
+                    f"event:{signal.event_key}",
                     utc(signal.at),
                     {"event": json.loads(signal.properties or "{}")},
                 )

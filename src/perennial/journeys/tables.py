@@ -19,7 +19,6 @@ __all__ = [
     "JOURNEY_LOG",
     "JOURNEY_OUTBOX",
     "JOURNEY_RUNS",
-    "JOURNEY_SIGNALS",
     "JOURNEY_VERSIONS",
     "STATUSES",
 ]
@@ -129,17 +128,6 @@ JOURNEY_LOG = sa.Table(
     sa.Index("ix_journey_log_customer", "customer_id", "seq"),
 )
 """What happened to each run, step by step (per-step counts, the customer's timeline)."""
-
-JOURNEY_SIGNALS = sa.Table(
-    "journey_signals",
-    METADATA,
-    sa.Column("seq", _SEQUENCE, primary_key=True, autoincrement=True),
-    sa.Column("customer_id", _CUSTOMER, nullable=False),
-    sa.Column("event_type", _NAME, nullable=False),
-    sa.Column("properties", sa.Text),
-    sa.Column("at", _TS, nullable=False),
-)
-"""Events as they arrive (triggers, waits for an event, goals read them in order)."""
 
 JOURNEY_CURSORS = sa.Table(
     "journey_cursors",

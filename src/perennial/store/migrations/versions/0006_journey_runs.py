@@ -1,4 +1,4 @@
-"""Journey runs, the outbox, the step log, signals, cursors, coupon codes, consent, suppression.
+"""Journey runs, the outbox, the step log, the event feed, cursors, coupons, consent, suppression.
 
 Revision ID: 0006
 Revises: 0005
@@ -95,13 +95,15 @@ def upgrade() -> None:
     op.create_index("ix_journey_log_step", "journey_log", ["journey", "step", "what"])
     op.create_index("ix_journey_log_customer", "journey_log", ["customer_id", "seq"])
     op.create_table(
-        "journey_signals",
+        "event_feed",
         sa.Column("seq", _SEQUENCE, primary_key=True, autoincrement=True),
+        sa.Column("event_key", sa.String(255), nullable=False),
         sa.Column("customer_id", _CUSTOMER, nullable=False),
-        sa.Column("event_type", _NAME, nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
         sa.Column("properties", sa.Text),
         sa.Column("at", _TS, nullable=False),
     )
+    op.create_index("ix_event_feed_customer", "event_feed", ["customer_id", "event_type"])
     op.create_table(
         "journey_cursors",
         sa.Column("consumer", sa.String(100), primary_key=True),
@@ -142,7 +144,7 @@ def downgrade() -> None:
     op.drop_table("consents")
     op.drop_table("coupon_codes")
     op.drop_table("journey_cursors")
-    op.drop_table("journey_signals")
+    op.drop_table("event_feed")
     op.drop_table("journey_log")
     op.drop_table("journey_outbox")
     op.drop_table("journey_runs")
