@@ -101,7 +101,11 @@ class Harness:
 
     def tick(self, now: datetime, policy: GuardrailPolicy | None = None) -> None:
         self.runtime.run_until_idle(now)
-        self.dispatcher(policy).run_until_idle(now)
+        dispatcher = self.dispatcher(policy)
+        try:
+            dispatcher.run_until_idle(now)
+        finally:
+            dispatcher.close()
 
     def runs(self, journey: str) -> dict[str, Any]:
         with self.engine.connect() as connection:

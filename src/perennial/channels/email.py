@@ -1,9 +1,9 @@
 """Email over SMTP: text and HTML parts, one-click unsubscribe, STARTTLS and auth.
 
 The standard library's :mod:`smtplib` and :mod:`email` do the protocol and the
-MIME; what is ours is the policy: one connection kept open across messages (a
-new TCP and TLS handshake per message would cap throughput far below the
-1,000/s target), reconnecting after an error; ``Message-ID`` derived from the
+MIME; what is ours is the policy: one connection per delivery thread kept open
+across messages (a new TCP and TLS handshake per message would cap throughput
+far below the 1,000/s target), reconnecting after an error; ``Message-ID`` derived from the
 effect's idempotency key, so a repeat is recognisable downstream; RFC 8058
 ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` headers on every marketing
 message; SMTP 4xx answers and dropped connections are temporary (retried),
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
@@ -42,7 +43,9 @@ class SmtpChannel:
         self._settings = settings
         self._secret = secret
         self._public_url = public_url.rstrip("/")
-        self._connection: smtplib.SMTP | None = None
+        self._local = threading.local()
+        self._open: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
 
     def deliver(self, message: Outgoing) -> None:
         email = self.compose(message)
@@ -93,16 +96,19 @@ class SmtpChannel:
         return f"{self._public_url}/unsubscribe/{token}"
 
     def close(self) -> None:
-        if self._connection is not None:
+        with self._lock:
+            connections, self._open = self._open, []
+        for connection in connections:
             try:
-                self._connection.quit()
+                connection.quit()
             except (smtplib.SMTPException, OSError):
-                pass
-            self._connection = None
+                connection.close()
 
     def _connect(self) -> smtplib.SMTP:
-        if self._connection is not None:
-            return self._connection
+        """This thread's connection (deliveries run on several threads at once)."""
+        current: smtplib.SMTP | None = getattr(self._local, "connection", None)
+        if current is not None:
+            return current
         settings = self._settings
         connection = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
         try:
@@ -113,12 +119,20 @@ class SmtpChannel:
         except BaseException:
             connection.close()
             raise
-        self._connection = connection
+        self._local.connection = connection
+        with self._lock:
+            self._open.append(connection)
         return connection
 
     def _reset(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            finally:
-                self._connection = None
+        current: smtplib.SMTP | None = getattr(self._local, "connection", None)
+        if current is None:
+            return
+        self._local.connection = None
+        with self._lock:
+            if current in self._open:
+                self._open.remove(current)
+        try:
+            current.close()
+        except OSError:
+            pass

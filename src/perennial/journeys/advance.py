@@ -142,6 +142,7 @@ class Advancer:
     default_locale: str = "zh-CN"
     _profiles: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     _logs: list[dict[str, Any]] = field(default_factory=list)
+    _messages: list[dict[str, Any]] = field(default_factory=list)
     _report: AdvanceReport = field(default_factory=AdvanceReport)
 
     def advance(self, runs: Sequence[RunState]) -> AdvanceReport:
@@ -276,27 +277,27 @@ class Advancer:
         key = effect_key(
             run.journey, run.version, run.customer_id, run.occurrence, step, run.visit(step)
         )
-        self.connection.execute(
-            JOURNEY_OUTBOX.insert().values(
-                effect_key=key,
-                run_id=run.run_id,
-                journey=run.journey,
-                version=run.version,
-                customer_id=run.customer_id,
-                step=step,
-                channel=channel,
-                payload=json.dumps(payload, ensure_ascii=False, default=str),
-                priority=journey.priority,
-                transactional=transactional or journey.category == "transactional",
-                quiet_hours=journey.quiet_hours,
-                timezone=self._profile(run).get("timezone"),
-                status=status,
-                due_at=self.now,
-                attempts=0,
-                reason=reason,
-                created_at=self.now,
-                done_at=self.now if status != "pending" else None,
-            )
+        self._messages.append(
+            {
+                "effect_key": key,
+                "run_id": run.run_id,
+                "journey": run.journey,
+                "version": run.version,
+                "customer_id": run.customer_id,
+                "step": step,
+                "channel": channel,
+                "payload": json.dumps(payload, ensure_ascii=False, default=str),
+                "priority": journey.priority,
+                "transactional": transactional or journey.category == "transactional",
+                "quiet_hours": journey.quiet_hours,
+                "timezone": self._profile(run).get("timezone"),
+                "status": status,
+                "due_at": self.now,
+                "attempts": 0,
+                "reason": reason,
+                "created_at": self.now,
+                "done_at": self.now if status != "pending" else None,
+            }
         )
         self._report.queued += status == "pending"
         self._log(run, "queued" if status == "pending" else "suppressed", reason)
@@ -449,23 +450,40 @@ class Advancer:
         )
 
     def _store(self, runs: Sequence[RunState]) -> None:
-        for run in runs:
+        """Write the batch in three statements (executemany), not one per run."""
+        if runs:
             self.connection.execute(
                 JOURNEY_RUNS.update()
-                .where(JOURNEY_RUNS.c.run_id == run.run_id)
+                .where(JOURNEY_RUNS.c.run_id == sa.bindparam("run"))
                 .values(
-                    status=run.status,
-                    step=run.step,
-                    variant=run.variant,
-                    context=json.dumps(run.context, ensure_ascii=False, default=str),
+                    status=sa.bindparam("new_status"),
+                    step=sa.bindparam("new_step"),
+                    variant=sa.bindparam("new_variant"),
+                    context=sa.bindparam("new_context"),
                     updated_at=self.now,
-                    due_at=run.due_at,
-                    wait_event=run.wait_event,
-                    waiting_since=run.waiting_since,
+                    due_at=sa.bindparam("new_due_at"),
+                    wait_event=sa.bindparam("new_wait_event"),
+                    waiting_since=sa.bindparam("new_waiting_since"),
                     claimed_by=None,
                     claimed_until=None,
-                )
+                ),
+                [
+                    {
+                        "run": run.run_id,
+                        "new_status": run.status,
+                        "new_step": run.step,
+                        "new_variant": run.variant,
+                        "new_context": json.dumps(run.context, ensure_ascii=False, default=str),
+                        "new_due_at": run.due_at,
+                        "new_wait_event": run.wait_event,
+                        "new_waiting_since": run.waiting_since,
+                    }
+                    for run in runs
+                ],
             )
+        if self._messages:
+            self.connection.execute(JOURNEY_OUTBOX.insert(), self._messages)
+            self._messages.clear()
         if self._logs:
             self.connection.execute(JOURNEY_LOG.insert(), self._logs)
             self._logs.clear()

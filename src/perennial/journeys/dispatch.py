@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,6 +69,7 @@ class Dispatcher:
         max_attempts: int = 6,
         first_backoff: timedelta = timedelta(seconds=30),
         record_every: int = 20,
+        delivery_threads: int = 8,
     ) -> None:
         self._operational = operational
         self._channels = channels
@@ -78,6 +80,7 @@ class Dispatcher:
         self._max_attempts = max_attempts
         self._first_backoff = first_backoff
         self._record_every = record_every
+        self._pool = ThreadPoolExecutor(delivery_threads, thread_name_prefix="deliver")
 
     def dispatch_due(self, now: datetime) -> DispatchReport:
         """Decide, deliver and record one batch of due outbox rows."""
@@ -88,10 +91,19 @@ class Dispatcher:
             sending = self._decide(connection, rows, now, report)
         for start in range(0, len(sending), self._record_every):
             chunk = sending[start : start + self._record_every]
-            results = {row.effect_key: self._deliver(row) for row in chunk}
+            results = dict(
+                zip(
+                    (row.effect_key for row in chunk),
+                    self._pool.map(self._deliver, chunk),
+                    strict=True,
+                )
+            )
             with self._operational.begin() as connection:
                 self._record(connection, chunk, results, now, report)
         return report
+
+    def close(self) -> None:
+        self._pool.shutdown()
 
     def run_until_idle(self, now: datetime, *, max_batches: int = 100_000) -> DispatchReport:
         total = DispatchReport()
@@ -250,11 +262,19 @@ class Dispatcher:
                 .where(outbox.effect_key.in_(sent), outbox.status == "sending")
                 .values(status="sent", claimed_by=None, claimed_until=None)
             )
+        if sent:
+            connection.execute(
+                JOURNEY_LOG.insert(),
+                [
+                    _log_row(row, "sent", row.channel, now)
+                    for row in rows
+                    if results[row.effect_key] is None
+                ],
+            )
+            report.outcomes["sent"] += len(sent)
         for row in rows:
             error = results[row.effect_key]
             if error is None:
-                _log(connection, row, "sent", row.channel, now)
-                report.outcomes["sent"] += 1
                 continue
             attempts = int(row.attempts) + 1
             if error.temporary and attempts < self._max_attempts:
@@ -323,15 +343,17 @@ def _with_record_consent(state: ConsentState | None, rows: Sequence[Any]) -> Con
 
 
 def _log(connection: sa.Connection, row: Any, what: str, detail: str, now: datetime) -> None:
-    connection.execute(
-        JOURNEY_LOG.insert().values(
-            journey=row.journey,
-            version=row.version,
-            run_id=row.run_id,
-            customer_id=row.customer_id,
-            step=row.step,
-            what=what,
-            at=now,
-            detail=detail,
-        )
-    )
+    connection.execute(JOURNEY_LOG.insert().values(**_log_row(row, what, detail, now)))
+
+
+def _log_row(row: Any, what: str, detail: str, now: datetime) -> dict[str, Any]:
+    return {
+        "journey": row.journey,
+        "version": row.version,
+        "run_id": row.run_id,
+        "customer_id": row.customer_id,
+        "step": row.step,
+        "what": what,
+        "at": now,
+        "detail": detail,
+    }

@@ -113,6 +113,7 @@ class Worker:
         return self.totals
 
     def close(self) -> None:
+        self.dispatcher.close()
         for channel in self.channels.values():
             channel.close()
         self.engine.dispose()

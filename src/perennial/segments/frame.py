@@ -27,7 +27,7 @@ from perennial.models.predictions import PREDICTIONS_SCHEMA, PREDICTIONS_TABLE
 from perennial.store.backends import Backend, as_nullable
 from perennial.store.warehouse import Snapshot
 
-__all__ = ["CUSTOMER_FIELDS", "SegmentFrame", "build_frame"]
+__all__ = ["CUSTOMER_FIELDS", "SegmentFrame", "build_frame", "fields_of"]
 
 CUSTOMER_FIELDS = (
     "name",
@@ -105,6 +105,35 @@ def build_frame(
     Events are read up to ten years past ``now``: with a pinned clock every stored
     event still counts (see :mod:`perennial.segments.compiler`).
     """
+    sources = _field_sources(backend, snapshot)
+    ids = _outer_joined([source.select("customer_id") for source in sources])
+    frame = _outer_joined(sources)
+    horizon = now + _EVENT_HORIZON
+    links = backend.register_arrow(_LINKS, _cached_links(backend, snapshot, horizon, warehouse_key))
+    events = resolved_events(backend, snapshot, horizon, links)
+    return SegmentFrame(frame, events, ids, tuple(sources))
+
+
+_WANTED = "perennial_fields_wanted"
+
+
+def fields_of(backend: Backend, snapshot: Snapshot, customers: Sequence[str]) -> ir.Table:
+    """The frame's fields (record, profile, predictions) of some customers only.
+
+    Each source is filtered before the sources are joined, so a batch of a few thousand
+    customers costs a few filtered scans, not a join of every customer's rows (the
+    journeys read their customers' fields so, batch by batch).
+    """
+    wanted = backend.register_arrow(
+        _WANTED, pa.table({"customer_id": pa.array(list(dict.fromkeys(customers)), pa.string())})
+    )
+    sources = [
+        source.semi_join(wanted, "customer_id") for source in _field_sources(backend, snapshot)
+    ]
+    return _outer_joined(sources)
+
+
+def _field_sources(backend: Backend, snapshot: Snapshot) -> list[ir.Table]:
     customers = backend.table("customers", snapshot)
     records = customers.select(
         "customer_id",
@@ -119,12 +148,7 @@ def build_frame(
     if snapshot.paths(PREDICTIONS_TABLE):
         predictions = backend.table(PREDICTIONS_TABLE, snapshot, schema=PREDICTIONS_SCHEMA)
         sources.append(_prediction_fields(predictions))
-    ids = _outer_joined([source.select("customer_id") for source in sources])
-    frame = _outer_joined(sources)
-    horizon = now + _EVENT_HORIZON
-    links = backend.register_arrow(_LINKS, _cached_links(backend, snapshot, horizon, warehouse_key))
-    events = resolved_events(backend, snapshot, horizon, links)
-    return SegmentFrame(frame, events, ids, tuple(sources))
+    return sources
 
 
 def _cached_links(
