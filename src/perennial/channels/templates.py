@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 __all__ = ["TemplateProblem", "render_template", "template_problem", "template_variables"]
@@ -43,9 +43,8 @@ def template_variables(source: str) -> frozenset[str]:
 
 def render_template(source: str, variables: Mapping[str, Any], *, html: bool = False) -> str:
     """Render in the sandbox; a missing variable raises :class:`TemplateProblem`."""
-    environment = _HTML if html else _TEXT
     try:
-        return environment.from_string(source).render(dict(variables))
+        return _compiled(source, html).render(dict(variables))
     except TemplateSyntaxError as error:
         raise TemplateProblem(f"template error on line {error.lineno}: {error.message}") from None
     except Exception as error:  # undefined names, sandbox refusals, filter errors
@@ -55,3 +54,10 @@ def render_template(source: str, variables: Mapping[str, Any], *, html: bool = F
 @lru_cache(maxsize=1024)
 def _parsed(source: str) -> nodes.Template:
     return _TEXT.parse(source)
+
+
+@lru_cache(maxsize=1024)
+def _compiled(source: str, html: bool) -> Template:
+    """Compiling is most of a render's cost, and a journey renders one template for
+    every customer: compile once per text."""
+    return (_HTML if html else _TEXT).from_string(source)

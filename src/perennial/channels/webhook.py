@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import httpx
 import orjson
+import urllib3
 
 from perennial.channels.base import DeliveryError, Outgoing
 from perennial.segments.export import check_webhook_url, signature
@@ -37,7 +37,9 @@ class WebhookChannel:
         self._secret = secret
         self._allowed = list(allowed_hosts)
         self._url = url
-        self._client = httpx.Client(timeout=timeout, follow_redirects=False)
+        self._pool = urllib3.PoolManager(
+            maxsize=16, timeout=urllib3.Timeout(total=timeout), retries=False
+        )
 
     def deliver(self, message: Outgoing) -> None:
         if self._url is None:
@@ -64,12 +66,13 @@ class WebhookChannel:
             "X-Perennial-Signature": signature(self._secret, body),
         }
         try:
-            response = self._client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as error:
+            response = self._pool.request(
+                "POST", url, body=body, headers=headers, redirect=False, preload_content=True
+            )
+        except urllib3.exceptions.HTTPError as error:
             raise DeliveryError(f"{type(error).__name__}: {error}", temporary=True) from None
-        if response.status_code >= 300:
-            temporary = response.status_code in _TEMPORARY
-            raise DeliveryError(f"HTTP {response.status_code}", temporary=temporary)
+        if response.status >= 300:
+            raise DeliveryError(f"HTTP {response.status}", temporary=response.status in _TEMPORARY)
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.clear()

@@ -140,7 +140,8 @@ class Advancer:
     now: datetime
     settings: Settings
     default_locale: str = "zh-CN"
-    _profiles: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    _profiles: dict[str, Mapping[str, Any]] | None = None
+    _batch: list[str] = field(default_factory=list)
     _logs: list[dict[str, Any]] = field(default_factory=list)
     _messages: list[dict[str, Any]] = field(default_factory=list)
     _report: AdvanceReport = field(default_factory=AdvanceReport)
@@ -148,7 +149,7 @@ class Advancer:
     def advance(self, runs: Sequence[RunState]) -> AdvanceReport:
         """Advance ``runs`` (claimed and due) and write everything they did."""
         self._report.runs += len(runs)
-        self._profiles.update(self.customers.profiles([r.customer_id for r in runs], self.now))
+        self._batch = [run.customer_id for run in runs]
         moving = [run for run in runs if self._wake(run)]
         for _round in range(1 + max((len(j.steps) for j in self.journeys.values()), default=0)):
             if not moving:
@@ -497,6 +498,10 @@ class Advancer:
         return self._journey(run).steps[str(run.step)]
 
     def _profile(self, run: RunState) -> Mapping[str, Any]:
+        """The customer's profile fields, read for the whole batch the first time a step
+        needs one (a batch that only waits or exits reads none)."""
+        if self._profiles is None:
+            self._profiles = dict(self.customers.profiles(self._batch, self.now))
         return self._profiles.get(run.customer_id, {})
 
     def _zone(self, run: RunState) -> ZoneInfo:
