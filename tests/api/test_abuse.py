@@ -110,6 +110,15 @@ ORDER = {
 HOOK = "http://127.0.0.1:{hook_port}/hook"
 """The segment webhook export's receiver: a local server the target starts (port filled in)."""
 
+JOURNEY = {
+    "journey": "abuse",
+    "trigger": {"type": "manual"},
+    "start": "hello",
+    "steps": {
+        "hello": {"type": "send", "channel": "email", "message": {"text": "Hi"}, "next": "done"},
+        "done": {"type": "exit"},
+    },
+}
 BODIES: dict[str, dict[str, Any]] = {
     "POST /v1/auth/login": {"username": "nobody", "password": "not the password"},
     "POST /v1/admin/users": {"username": "someone", "display_name": "Someone", "roles": ["viewer"]},
@@ -125,6 +134,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "POST /v1/segments/{name}/export/webhook": {"url": HOOK, "retries": 0},
     "POST /v1/tags": {"name": "abuse", "expression": "customer_id is not null"},
     "PUT /v1/customers/{customer_id}/tags/{tag}": {"value": "gold", "reason": "abuse"},
+    "POST /v1/journeys/validate": {"document": JOURNEY},
+    "POST /v1/journeys": {"document": JOURNEY},
+    "POST /v1/journeys/{name}/enrol": {"customers": ["C0000001"], "occurrence": "abuse"},
+    "POST /v1/journeys/preview": {"document": JOURNEY, "step": "hello", "customer_id": "C0000001"},
 }
 """A valid body for every write endpoint that takes one."""
 INGEST = {"POST /v1/track": "events", "POST /v1/identify": "customers", "POST /v1/orders": "orders"}

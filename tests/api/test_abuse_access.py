@@ -148,6 +148,63 @@ def _tagged(context: Context) -> dict[str, Any]:
 
 EXPRESSION = {"expression": "stage == 'dormant' and did login in last 30 days"}
 TAGGERS = frozenset({Role.OPERATOR, Role.AGENT})
+
+
+def _journey_document(name: str) -> dict[str, Any]:
+    return {
+        "journey": name,
+        "trigger": {"type": "manual"},
+        "start": "mark",
+        "steps": {
+            "mark": {"type": "tag", "add": "matrix", "next": "hello"},
+            "hello": {
+                "type": "send",
+                "channel": "email",
+                "message": {"subject": "Hi", "text": "Hi {{ customer_id }}"},
+                "next": "done",
+            },
+            "done": {"type": "exit"},
+        },
+    }
+
+
+def _journey(
+    suffix: str = "", *, status: str = "active", fresh: bool = False, **extra: Any
+) -> Request:
+    """A request on a journey in ``status`` (a new one per call when ``fresh``)."""
+
+    def request(context: Context) -> dict[str, Any]:
+        from perennial.journeys.loading import parse_journey
+        from perennial.journeys.service import JourneyService
+
+        name = f"made-{next(context.names)}" if fresh else "matrix"
+        state = context.app.state.perennial
+        service = JourneyService(state.settings, state.engine)
+        journey = parse_journey(_journey_document(name), "matrix")
+        if status == "draft":
+            service.save_draft(journey, actor="tests")
+        else:
+            service.publish(journey, actor="tests")
+        if status == "paused":
+            service.change_status(name, "pause", actor="tests")
+        return {"url": f"/v1/journeys/{name}{suffix}", **extra}
+
+    return request
+
+
+def _new_journey(context: Context) -> dict[str, Any]:
+    document = _journey_document(f"made-{next(context.names)}")
+    return {"url": "/v1/journeys", "json": {"document": document}}
+
+
+def _unsubscribe(context: Context) -> dict[str, Any]:
+    from perennial.channels.setup import signing_secret
+    from perennial.channels.unsubscribe import unsubscribe_token
+
+    secret = signing_secret(context.app.state.perennial.settings)
+    return {"url": f"/v1/unsubscribe/{unsubscribe_token(secret, 'C0000001', 'email')}"}
+
+
 TS = "2025-12-01T08:00:00+08:00"
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule(None, 200, _at("/healthz")),
@@ -259,6 +316,40 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/customers/{customer_id:text}/segments"): Rule(
         READERS, 200, _at("/v1/customers/C0000001/segments")
     ),
+    ("GET", "/v1/journeys"): Rule(READERS, 200, _at("/v1/journeys")),
+    ("POST", "/v1/journeys/validate"): Rule(
+        READERS, 200, _at("/v1/journeys/validate", json={"document": _journey_document("matrix")})
+    ),
+    ("POST", "/v1/journeys"): Rule(SENDERS, 201, _new_journey),
+    ("GET", "/v1/journeys/{name}"): Rule(READERS, 200, _journey()),
+    ("POST", "/v1/journeys/{name}/publish"): Rule(
+        SENDERS, 200, _journey("/publish", fresh=True, status="draft")
+    ),
+    ("POST", "/v1/journeys/{name}/pause"): Rule(SENDERS, 200, _journey("/pause", fresh=True)),
+    ("POST", "/v1/journeys/{name}/resume"): Rule(
+        SENDERS, 200, _journey("/resume", fresh=True, status="paused")
+    ),
+    ("POST", "/v1/journeys/{name}/archive"): Rule(SENDERS, 200, _journey("/archive", fresh=True)),
+    ("POST", "/v1/journeys/{name}/enrol"): Rule(
+        SENDERS, 200, _journey("/enrol", json={"customers": ["C0000001"], "occurrence": "matrix"})
+    ),
+    ("GET", "/v1/journeys/{name}/steps"): Rule(READERS, 200, _journey("/steps")),
+    ("GET", "/v1/journeys/{name}/runs"): Rule(READERS, 200, _journey("/runs")),
+    ("GET", "/v1/journeys/{name}/sends"): Rule(READERS, 200, _journey("/sends")),
+    ("POST", "/v1/journeys/preview"): Rule(
+        READERS,
+        200,
+        _at(
+            "/v1/journeys/preview",
+            json={
+                "document": _journey_document("matrix"),
+                "step": "hello",
+                "customer_id": "C0000001",
+            },
+        ),
+    ),
+    ("POST", "/v1/unsubscribe/{token}"): Rule(None, 200, _unsubscribe),
+    ("GET", "/v1/unsubscribe/{token}"): Rule(None, 200, _unsubscribe),
     ("GET", "/vendor/plotly-7.1.0.min.js"): Rule(None, 200, _at("/vendor/plotly-7.1.0.min.js")),
     ("GET", "/static"): Rule(None, 200, _at("/static/dashboard.css")),
 }
@@ -405,7 +496,9 @@ LOGOUTS = {("POST", "/v1/auth/logout"), ("POST", "/logout")}
 
 CSRF_EXEMPT = {
     ("POST", "/v1/auth/login"): "it takes JSON only, which no cross-site form can send "
-    "(tests/api/test_auth.py: a form or text/plain post cannot sign in)"
+    "(tests/api/test_auth.py: a form or text/plain post cannot sign in)",
+    ("POST", "/v1/unsubscribe/{token}"): "RFC 8058 one-click: mail providers post it from "
+    "outside; the signed token in the link is the credential and no session is used",
 }
 
 

@@ -71,6 +71,10 @@ REFUSES_SOME_VALID_REQUESTS = {
     "POST /v1/segments/{name}/export/webhook": "a URL nothing answers at: 502 after the retries",
     "POST /v1/tags": "the same expressions as POST /v1/segments: 422",
     "POST /v1/tags/{name}/import": "a CSV without a customer_id header: 422",
+    "POST /v1/journeys": "any object is a schema-valid document; one with problems (its own "
+    "schema, the graph, names unknown to the store): 422 listing them",
+    "POST /v1/journeys/preview": "the same documents as POST /v1/journeys, a step that is not "
+    "a send step, a template missing a variable: 422",
 }
 """Operations whose schema admits requests they rightly refuse, and why."""
 

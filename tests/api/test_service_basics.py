@@ -59,7 +59,14 @@ def test_openapi_says_how_to_authenticate_and_which_roles_each_operation_admits(
         for method, operation in operations.items()
         if operation.get("security")
     }
-    public = {"GET /healthz", "GET /readyz", "GET /v1/ping", "POST /v1/auth/login"}
+    public = {
+        "GET /healthz",
+        "GET /readyz",
+        "GET /v1/ping",
+        "POST /v1/auth/login",
+        "GET /v1/unsubscribe/{token}",
+        "POST /v1/unsubscribe/{token}",
+    }
     every = {f"{m.upper()} {p}" for p, operations in paths.items() for m in operations}
     assert secured == every - public
     assert paths["/v1/admin/users"]["get"]["description"].endswith("Roles: admin.")

@@ -48,7 +48,7 @@ def test_every_example_publishes_on_the_demo_store(service: JourneyService) -> N
     for path in sorted(EXAMPLES.glob("*.yaml")):
         published = service.publish(load_journey(path), actor="test")
         assert (published.version, published.status) == (1, "active")
-    listed = {journey.name: journey for journey in service.list()}
+    listed = {journey.name: journey for journey in service.saved()}
     assert set(listed) == {path.stem for path in EXAMPLES.glob("*.yaml")}
     assert listed["high-value-callback"].title == "高价值挽留回访 / High-value call-back"
 
@@ -67,7 +67,7 @@ def test_unknown_names_are_caught_at_publish_and_nothing_is_saved(
     assert "education_x" in problems["steps.which_group.condition"]
     assert "'frist_name' is undefined" in problems["steps.send_a.message.text.zh-CN"]
     assert "steps.send_a.message.text.en" not in problems
-    assert service.list() == []
+    assert service.saved() == []
 
 
 def test_event_types_and_field_kinds(service: JourneyService) -> None:
@@ -121,8 +121,8 @@ def test_draft_then_publish_and_status_moves(service: JourneyService) -> None:
         service.change_status("high-value-callback", "pause", actor="ana")
     assert service.change_status("high-value-callback", "resume", actor="ana") == "active"
     assert service.change_status("high-value-callback", "archive", actor="ana") == "archived"
-    assert service.list() == []
-    assert [j.status for j in service.list(archived=True)] == ["archived"]
+    assert service.saved() == []
+    assert [j.status for j in service.saved(archived=True)] == ["archived"]
     with pytest.raises(JourneyStateError, match="archived"):
         service.publish(journey, actor="ana")
     with pytest.raises(JourneyStateError, match="archived"):

@@ -18,6 +18,7 @@ from perennial.api.routes import (
     customer_tags,
     customers,
     health,
+    journeys,
     lifecycle,
     models,
     predictions,
@@ -75,6 +76,8 @@ def create_api(settings: Settings) -> FastAPI:
     app.include_router(predictions.router)
     app.include_router(segments.router)
     app.include_router(tags.router)
+    app.include_router(journeys.router)
+    app.include_router(journeys.unsubscribe_router)
     app.include_router(auth.router)
     app.include_router(admin.router)
     document_security(app)

@@ -93,7 +93,7 @@ class SmtpChannel:
 
     def unsubscribe_link(self, customer_id: str) -> str:
         token = unsubscribe_token(self._secret, customer_id, "email")
-        return f"{self._public_url}/unsubscribe/{token}"
+        return f"{self._public_url}/v1/unsubscribe/{token}"
 
     def close(self) -> None:
         with self._lock:

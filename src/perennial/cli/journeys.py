@@ -126,7 +126,7 @@ def list_command(
     table = Table(title="Journeys")
     for column in ("name", "title", "status", "live version", "latest version", "updated"):
         table.add_column(column)
-    for journey in JourneyService.migrated(load_settings()).list(archived=archived):
+    for journey in JourneyService.migrated(load_settings()).saved(archived=archived):
         table.add_row(
             journey.name,
             journey.title,

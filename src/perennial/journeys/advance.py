@@ -228,6 +228,36 @@ class Advancer:
             case UpdateAttributeStep():
                 self._update_attribute(run, step)
 
+    def render_message(self, step: SendStep, customer_id: str) -> dict[str, Any]:
+        """The message ``step`` would send to ``customer_id`` now (for previews); raises
+        :class:`TemplateProblem` when a variable is missing."""
+        run = RunState(
+            "preview",
+            "preview",
+            0,
+            customer_id,
+            "preview",
+            "active",
+            None,
+            None,
+            {"coupon_code": "PREVIEW-CODE"},
+            None,
+            None,
+            None,
+        )
+        self._batch = [customer_id]
+        variables = self._variables(run)
+        return {
+            "locale": variables["locale"],
+            "subject": None
+            if step.message.subject is None
+            else self._render(step.message.subject, variables),
+            "text": self._render(step.message.text, variables),
+            "html": None
+            if step.message.html is None
+            else self._render(step.message.html, variables, html=True),
+        }
+
     # -- effects ---------------------------------------------------------------------------
 
     def _queue_message(self, run: RunState, step: SendStep) -> None:

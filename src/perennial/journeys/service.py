@@ -7,14 +7,30 @@ it live in one transaction, so a journey with any problem changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
 from perennial.config import Settings
-from perennial.journeys.document import Journey
-from perennial.journeys.loading import JourneyInvalid
+from perennial.journeys.advance import Advancer
+from perennial.journeys.customers import WarehouseCustomers
+from perennial.journeys.document import Journey, SendStep
+from perennial.journeys.enrolment import EnrolCounts, EntryRequest
+from perennial.journeys.graph import Problem
+from perennial.journeys.loading import JourneyInvalid, parse_journey
 from perennial.journeys.publish_checks import publish_problems
+from perennial.journeys.reports import (
+    RunRow,
+    SendRow,
+    StepCounts,
+    customer_timeline,
+    run_totals,
+    runs_page,
+    sends_page,
+    step_counts,
+)
 from perennial.journeys.repository import (
     SavedJourney,
     change_status,
@@ -24,10 +40,11 @@ from perennial.journeys.repository import (
     publish_latest,
     save_version,
 )
+from perennial.journeys.runtime import JourneyRuntime
 from perennial.segments.service import SegmentService
 from perennial.store.operational import create_engine_for, migrate
 
-__all__ = ["JourneyService", "Published"]
+__all__ = ["JourneyService", "Preview", "Published"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,16 @@ class Published:
     name: str
     version: int
     status: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    customer_id: str
+    channel: str
+    locale: str
+    subject: str | None
+    text: str
+    html: str | None
 
 
 class JourneyService:
@@ -97,6 +124,63 @@ class JourneyService:
         with self._operational.connect() as connection:
             return journey_version(connection, name, version)
 
-    def list(self, *, archived: bool = False) -> list[SavedJourney]:
+    def saved(self, *, archived: bool = False) -> list[SavedJourney]:
         with self._operational.connect() as connection:
             return list_journeys(connection, archived=archived)
+
+    # -- checks without saving ---------------------------------------------------------------
+
+    def problems(self, raw: object, *, source: str = "journey") -> list[Problem]:
+        """Every problem of a document (schema, graph, languages, then the store's names)."""
+        try:
+            journey = parse_journey(raw, source)
+            self.check_for_publish(journey, source=source)
+        except JourneyInvalid as error:
+            return error.problems
+        return []
+
+    def preview(self, journey: Journey, step: str, customer_id: str) -> Preview:
+        """A send step's message rendered for one customer (their profile, their locale)."""
+        chosen = journey.steps.get(step)
+        if not isinstance(chosen, SendStep):
+            raise JourneyInvalid("preview", [Problem(f"steps.{step}", "is not a send step")])
+        now = self._settings.now()
+        customers = WarehouseCustomers(self._settings, self._operational)
+        with self._operational.connect() as connection:
+            advancer = Advancer(connection, customers, {}, now, self._settings)
+            rendered = advancer.render_message(chosen, customer_id)
+        return Preview(customer_id, chosen.channel, **rendered)
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def enroll(self, name: str, customers: Sequence[str], *, occurrence: str) -> EnrolCounts:
+        """Enter customers by hand (the journey must be active and its trigger manual or any)."""
+        now = self._settings.now()
+        runtime = JourneyRuntime(
+            self._settings, self._operational, WarehouseCustomers(self._settings, self._operational)
+        )
+        requests = [EntryRequest(customer, f"manual:{occurrence}", now) for customer in customers]
+        return runtime.enroll(name, requests, now)
+
+    def steps(self, name: str) -> dict[str, StepCounts]:
+        with self._operational.connect() as connection:
+            get_journey(connection, name)
+            return step_counts(connection, name)
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        with self._operational.connect() as connection:
+            return run_totals(connection)
+
+    def runs(self, name: str, **options: Any) -> list[RunRow]:
+        with self._operational.connect() as connection:
+            get_journey(connection, name)
+            return runs_page(connection, name, **options)
+
+    def sends(self, name: str, **options: Any) -> list[SendRow]:
+        with self._operational.connect() as connection:
+            get_journey(connection, name)
+            return sends_page(connection, name, **options)
+
+    def timeline(self, customer_id: str) -> list[dict[str, Any]]:
+        with self._operational.connect() as connection:
+            return customer_timeline(connection, customer_id)
