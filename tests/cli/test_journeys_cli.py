@@ -25,7 +25,7 @@ def test_the_examples_folder_is_valid() -> None:
     code, output = _run("journeys", "validate", str(EXAMPLES))
     assert code == 0, output
     assert output.count("valid") == len(list(EXAMPLES.glob("*.yaml")))
-    assert "dormant-win-back" in output and "stage_change (to=dormant)" in output
+    assert "dormant-win-back" in output and "segment_enter (segment=dormant)" in output
 
 
 def test_a_broken_file_prints_every_problem_and_exits_with_the_config_code(

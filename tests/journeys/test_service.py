@@ -82,9 +82,33 @@ def test_event_types_and_field_kinds(service: JourneyService) -> None:
         )
     ]
     birthday = _example("birthday-with-holdout")
-    birthday["trigger"]["field"] = "recency_days"
-    [(path, reason)] = _problems(service, birthday)
-    assert path == "trigger.field" and "is a number; this trigger needs a date" in reason
+    birthday["trigger"] = {"type": "date", "field": "recency_days"}
+    problems = dict(_problems(service, birthday))
+    assert "is a number; this trigger needs a date" in problems["trigger.field"]
+    assert "not run by this version yet" in problems["trigger.type"]
+
+
+@pytest.mark.parametrize("kind", ["stage_change", "date", "schedule", "inactivity", "prediction"])
+def test_triggers_the_worker_does_not_run_yet_are_refused_at_publish(
+    service: JourneyService, kind: str
+) -> None:
+    triggers = {
+        "stage_change": {"type": "stage_change", "to": "dormant"},
+        "date": {"type": "date", "field": "birthday"},
+        "schedule": {"type": "schedule", "cron": "0 9 * * 1"},
+        "inactivity": {"type": "inactivity", "event": "login", "days": 30},
+        "prediction": {
+            "type": "prediction",
+            "field": "recency_days",
+            "crosses": "above",
+            "threshold": 60,
+        },
+    }
+    raw = _example("replenishment-reminder")
+    raw["trigger"] = triggers[kind]
+    problems = dict(_problems(service, raw))
+    assert problems["trigger.type"].startswith(f"'{kind}' triggers are not run by this version")
+    assert service.saved() == []
 
 
 def test_a_template_filter_on_the_wrong_kind_fails_at_publish(service: JourneyService) -> None:

@@ -131,6 +131,8 @@ def test_profile_and_prediction_presets_match_the_tables(
     assert loaded["cant_lose_them"] == cant_lose and cant_lose
     assert loaded["high_value_at_risk"] == at_risk and at_risk
     assert loaded["coupon_sensitive_dormant"] == coupon_dormant
+    assert loaded["dormant"] == {c for c, p in profiles.items() if p["stage"] == "dormant"}
+    assert loaded["dormant"] >= coupon_dormant
     assert loaded["replenishment_due"] == due and due
 
 
