@@ -532,3 +532,34 @@ def test_a_crash_after_delivery_redelivers_under_the_same_key_once(tmp_path: Pat
         assert dict(report.outcomes) == {"sent": 1}
         assert (len(h.hook.received), h.hook.repeats) == (1, 1)
         assert [row.attempts for row in h.outbox()] == [2]
+
+
+def test_triggers_before_the_version_went_live_enrol_no_one(tmp_path: Path) -> None:
+    document = """
+journey: late
+trigger: {type: segment_enter, segment: dormant}
+start: push
+steps:
+  push: {type: send, channel: app_push, message: {text: "hi"}, next: done}
+  done: {type: exit}
+"""
+    with harness(tmp_path, _three()) as h:
+        h.publish(document)  # published at START
+        with h.engine.begin() as connection:
+            connection.execute(
+                SEGMENT_CHANGES.insert(),
+                [
+                    {
+                        "name": "dormant",
+                        "customer_id": c,
+                        "change": "enter",
+                        "at": at,
+                        "version": 1,
+                        "trigger": "refresh",
+                    }
+                    for c, at in (("C1", START - timedelta(days=30)), ("C2", START))
+                ],
+            )
+            record_signals(connection, [Signal("C3", "login", START - timedelta(days=1))])
+        h.tick(START)
+        assert [b["customer_id"] for b in h.hook.bodies()] == ["C2"]

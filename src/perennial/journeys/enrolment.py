@@ -45,6 +45,8 @@ class LiveJourney:
     name: str
     version: int
     document: Journey
+    published_at: datetime | None = None
+    """When this version went live: triggers ignore what happened before."""
 
 
 @dataclass(frozen=True)

@@ -121,13 +121,22 @@ class JourneyRuntime:
     def live(self, connection: sa.Connection) -> dict[str, LiveJourney]:
         """The active journeys, at their live versions."""
         rows = connection.execute(
-            sa.select(JOURNEYS.c.name, JOURNEYS.c.live_version).where(
-                JOURNEYS.c.status == "active", JOURNEYS.c.live_version.is_not(None)
+            sa.select(JOURNEYS.c.name, JOURNEYS.c.live_version, JOURNEY_VERSIONS.c.published_at)
+            .join(
+                JOURNEY_VERSIONS,
+                (JOURNEY_VERSIONS.c.name == JOURNEYS.c.name)
+                & (JOURNEY_VERSIONS.c.version == JOURNEYS.c.live_version),
             )
+            .where(JOURNEYS.c.status == "active")
         )
         return {
-            name: LiveJourney(name, version, self._versions.get(connection, name, version))
-            for name, version in rows
+            name: LiveJourney(
+                name,
+                version,
+                self._versions.get(connection, name, version),
+                None if published is None else utc(published),
+            )
+            for name, version, published in rows
         }
 
     def enroll(self, name: str, requests: Sequence[EntryRequest], now: datetime) -> EnrolCounts:
@@ -180,7 +189,9 @@ class JourneyRuntime:
                 requests = [
                     EntryRequest(row.customer_id, f"segment_change:{row.change_seq}", utc(row.at))
                     for row in rows
-                    if row.name == trigger.segment and row.change == wanted
+                    if row.name == trigger.segment
+                    and row.change == wanted
+                    and _after_publish(live, utc(row.at))
                 ]
                 if requests:
                     enroll(connection, live, requests, now)
@@ -315,10 +326,18 @@ class JourneyRuntime:
                     {"event": json.loads(signal.properties or "{}")},
                 )
                 for signal in signals
-                if signal.event_type == trigger.event and _matches(trigger.where, signal.properties)
+                if signal.event_type == trigger.event
+                and _after_publish(journey, utc(signal.at))
+                and _matches(trigger.where, signal.properties)
             ]
             if requests:
                 enroll(connection, journey, requests, now)
+
+
+def _after_publish(journey: LiveJourney, at: datetime) -> bool:
+    """A trigger counts only from the moment its version went live (a journey published
+    today does not enrol everyone who entered its segment last year)."""
+    return journey.published_at is None or at >= journey.published_at
 
 
 def _matches(where: str | None, properties: str | None) -> bool:
