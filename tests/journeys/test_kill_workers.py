@@ -110,7 +110,7 @@ def test_kill_9_during_a_large_run_loses_nothing_and_sends_nothing_twice(
             "PERENNIAL_HOME": str(tmp_path / "home"),
             "PERENNIAL_OPERATIONAL_URL": url,
             "PERENNIAL_SIGNING_SECRET": "k",
-            "PERENNIAL_JOURNEY_LEASE_SECONDS": "5",
+            "PERENNIAL_JOURNEY_LEASE_SECONDS": "15",
             "PERENNIAL_GUARDRAILS_PATH": str(guardrails),
             "PERENNIAL_CHANNEL_WEBHOOKS": json.dumps({"app_push": sink.url}),
         }

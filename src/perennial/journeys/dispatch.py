@@ -23,6 +23,7 @@ message at the cost of a transaction per send.)
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,8 +90,11 @@ class Dispatcher:
             rows = self._claim(connection, now)
             report.claimed = len(rows)
             sending = self._decide(connection, rows, now, report)
+        began = time.monotonic()
         for start in range(0, len(sending), self._record_every):
             chunk = sending[start : start + self._record_every]
+            if start:
+                chunk = self._renew_lease(chunk, now + timedelta(seconds=time.monotonic() - began))
             results = dict(
                 zip(
                     (row.effect_key for row in chunk),
@@ -104,6 +108,33 @@ class Dispatcher:
 
     def close(self) -> None:
         self._pool.shutdown()
+
+    def _renew_lease(self, chunk: Sequence[Any], now: datetime) -> list[Any]:
+        """Extend the lease on the next chunk before delivering it, and keep only the rows
+        still ours: a slow batch must not outlive its lease while another worker takes
+        the same rows over and delivers them a second time."""
+        outbox = JOURNEY_OUTBOX.c
+        keys = [row.effect_key for row in chunk]
+        with self._operational.begin() as connection:
+            connection.execute(
+                JOURNEY_OUTBOX.update()
+                .where(
+                    outbox.effect_key.in_(keys),
+                    outbox.status == "sending",
+                    outbox.claimed_by == self._owner,
+                )
+                .values(claimed_until=now + self._lease)
+            )
+            ours = set(
+                connection.execute(
+                    sa.select(outbox.effect_key).where(
+                        outbox.effect_key.in_(keys),
+                        outbox.status == "sending",
+                        outbox.claimed_by == self._owner,
+                    )
+                ).scalars()
+            )
+        return [row for row in chunk if row.effect_key in ours]
 
     def run_until_idle(self, now: datetime, *, max_batches: int = 100_000) -> DispatchReport:
         total = DispatchReport()
