@@ -11,16 +11,14 @@ import sqlalchemy as sa
 import yaml
 from fastapi.testclient import TestClient
 
-from perennial.access.api_keys import create_api_key
-from perennial.access.roles import Role
 from perennial.channels.setup import signing_secret
 from perennial.channels.tables import CONSENTS
 from perennial.channels.unsubscribe import unsubscribe_token
 from perennial.segments.documents import PRESETS_FILE, load_segment_document
 from perennial.segments.service import SegmentService
-from perennial.service import create_app
 from tests.segments import conftest as segments_conftest
 from tests.segments.conftest import SegmentStore
+from tests.segments.test_api import _client
 
 segment_store = segments_conftest.segment_store
 EXAMPLES = Path(__file__).parents[2] / "examples" / "journeys"
@@ -32,21 +30,8 @@ def api(segment_store: SegmentStore, tmp_path: Path) -> Iterator[tuple[TestClien
     SegmentService.migrated(settings).save_many(
         load_segment_document(PRESETS_FILE).segments, user="test"
     )
-    app = create_app(settings)
-    with app.state.perennial.engine.begin() as connection:
-        tokens = {
-            role: create_api_key(
-                connection, name=str(role), roles=frozenset({role}), created_by="t"
-            ).token
-            for role in (Role.OPERATOR, Role.VIEWER)
-        }
-    with TestClient(app) as client:
-        yield (
-            client,
-            {"Authorization": f"Bearer {tokens[Role.OPERATOR]}"},
-            {"Authorization": f"Bearer {tokens[Role.VIEWER]}"},
-            app,
-        )
+    for client, operator, viewer in _client(settings):
+        yield client, operator, viewer, client.app
 
 
 def _example(name: str) -> dict[str, Any]:
