@@ -37,6 +37,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.strategies import SearchStrategy
 from schemathesis import CheckContext, GenerationMode, Response
 from schemathesis.core.failures import FailureGroup
+from requests.structures import CaseInsensitiveDict
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
@@ -77,6 +78,9 @@ REFUSES_SOME_VALID_REQUESTS = {
     "a send step, a template missing a variable: 422",
 }
 """Operations whose schema admits requests they rightly refuse, and why."""
+
+CREDENTIAL_HEADERS = ("Authorization",)
+"""Headers the run sets over the generated ones."""
 
 INGEST = frozenset({"POST /v1/track", "POST /v1/identify", "POST /v1/orders"})
 """Batches judged item by item: see :func:`ingest_refuses_invalid_items`."""
@@ -196,10 +200,29 @@ def _checks(label: str) -> tuple[list[Check], list[Check]]:
     added: list[Check] = []
     if label in REFUSES_SOME_VALID_REQUESTS:
         excluded.append(positive_data_acceptance)
-    if label in INGEST:
-        excluded.append(negative_data_rejection)
-        added.append(ingest_refuses_invalid_items)
+    excluded.append(negative_data_rejection)
+    added.append(ingest_refuses_invalid_items if label in INGEST else refuses_invalid_data_as_sent)
     return excluded, added
+
+
+def refuses_invalid_data_as_sent(
+    ctx: CheckContext, response: Response, case: schemathesis.Case
+) -> bool | None:
+    """Schemathesis's "invalid data is rejected", judged on the headers that were sent.
+
+    The run's credentials replace the generated ``Authorization`` header, so a negative
+    case whose only broken part was that header reaches the app as a valid request; the
+    built-in check, reading the generated headers, would call its 200 a failure.
+    """
+    generated = case.headers
+    sent = response.request.headers
+    case.headers = CaseInsensitiveDict(
+        {**(generated or {}), **{k: sent[k] for k in CREDENTIAL_HEADERS if k in sent}}
+    )
+    try:
+        return negative_data_rejection(ctx, response, case)
+    finally:
+        case.headers = generated
 
 
 def ingest_refuses_invalid_items(

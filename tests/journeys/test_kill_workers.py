@@ -84,6 +84,26 @@ def _done(engine: sa.Engine) -> tuple[int, int]:
     return int(finished), int(sent)
 
 
+def _stuck_report(engine: sa.Engine, progress: tuple[int, int], logs: Path) -> str:
+    """What a run that did not finish was doing: runs and outbox rows by state, and the
+    end of each worker's log."""
+    runs, outbox = JOURNEY_RUNS.c, JOURNEY_OUTBOX.c
+    with engine.connect() as connection:
+        by_step = connection.execute(
+            sa.select(runs.status, runs.step, sa.func.count()).group_by(runs.status, runs.step)
+        ).all()
+        by_status = connection.execute(
+            sa.select(outbox.status, outbox.claimed_by, sa.func.count()).group_by(
+                outbox.status, outbox.claimed_by
+            )
+        ).all()
+    tails = {
+        log.name: log.read_text(errors="replace")[-1500:]
+        for log in sorted(logs.glob("worker-*.log"))
+    }
+    return f"not finished: {progress}; runs {by_step}; outbox {by_status}; logs {tails}"
+
+
 def test_kill_9_during_a_large_run_loses_nothing_and_sends_nothing_twice(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -93,7 +113,9 @@ def test_kill_9_during_a_large_run_loses_nothing_and_sends_nothing_twice(
         sink.delay = 0.004  # a slow provider: more kills land between delivery and record
         guardrails = tmp_path / "guardrails.yaml"
         guardrails.write_text("quiet_hours: null\ncaps: []\nrequire_opt_in: []\n")
-        settings = Settings(home=tmp_path / "home", operational_url=url, signing_secret="k")
+        settings = Settings(
+            home=tmp_path / "home", operational_url=url, signing_secret="k", clock=None
+        )
         migrate(settings)
         engine = create_engine_for(settings)
         journey = read_journey_text(JOURNEY.replace("SINK", sink.url), "kill-test")
@@ -106,7 +128,9 @@ def test_kill_9_during_a_large_run_loses_nothing_and_sends_nothing_twice(
         assert runtime.enroll("kill-test", requests, now).entered == CUSTOMERS
 
         environment = {
-            **os.environ,
+            # Nothing of this process's own PERENNIAL_* settings (a pinned clock would
+            # freeze the workers' time: no wait would end, no lease expire).
+            **{k: v for k, v in os.environ.items() if not k.startswith("PERENNIAL_")},
             "PERENNIAL_HOME": str(tmp_path / "home"),
             "PERENNIAL_OPERATIONAL_URL": url,
             "PERENNIAL_SIGNING_SECRET": "k",
@@ -120,7 +144,7 @@ def test_kill_9_during_a_large_run_loses_nothing_and_sends_nothing_twice(
         deadline = time.monotonic() + 600
         try:
             while (progress := _done(engine)) != (CUSTOMERS, 2 * CUSTOMERS):
-                assert time.monotonic() < deadline, f"not finished: {progress}"
+                assert time.monotonic() < deadline, _stuck_report(engine, progress, tmp_path)
                 time.sleep(random_source.uniform(0.2, 0.6))
                 # Kill while work is flowing (after every few hundred sends), and only
                 # workers past their start-up, so kills land in claims, advances,
@@ -137,6 +161,7 @@ def test_kill_9_during_a_large_run_loses_nothing_and_sends_nothing_twice(
             for worker in workers:
                 worker.send_signal(signal.SIGKILL)
                 worker.wait()
+            engine.dispose()  # also when the loop failed: no connection left to the collector
 
         with engine.connect() as connection:
             keys = set(connection.execute(sa.select(JOURNEY_OUTBOX.c.effect_key)).scalars())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +22,7 @@ from perennial.cli.output import (
     progress_callback,
 )
 from perennial.cli.predict import predict_and_store, train_first_churn_model
-from perennial.cli.serve import serve_command
+from perennial.cli.serve import serve
 from perennial.cli.serving import refresh_and_report
 from perennial.config import Settings, load_settings
 from perennial.demo import DemoDataset, generate_demo
@@ -97,7 +96,7 @@ def _run_command(
     seed: Seed = 7,
     out: Out = Path("demo-data"),
     history_days: HistoryDays = 90,
-    serve: Serve = False,
+    serve_after: Serve = False,
 ) -> None:
     """Generate demo data, ingest it, compute profiles and stage history, print the report.
 
@@ -132,8 +131,8 @@ def _run_command(
         f"(deliberately invalid in the demo files: {dataset.dirty_rows:,})"
     )
     console.print(f"store: {settings.warehouse.resolve()} (version {summary.version})")
-    _run_lifecycle(settings, dataset.end, history_days)
-    if serve:
+    settings = _run_lifecycle(settings, dataset.end, history_days)
+    if serve_after:
         _serve_dashboard(settings)
 
 
@@ -150,10 +149,10 @@ def _serve_dashboard(settings: Settings) -> None:
             "users exist already; `perennial users reset-password admin` prints a new "
             "password for the admin"
         )
-    serve_command(host=None, port=None, log_level="warning")
+    serve(settings, log_level="warning")
 
 
-def _run_lifecycle(settings: Settings, end: date, history_days: int) -> None:
+def _run_lifecycle(settings: Settings, end: date, history_days: int) -> Settings:
     """Profiles as of the end of the demo period, the stage history before it, a first
     churn model (trained and promoted) and every customer's predictions."""
     stage_model = load_stage_model(resolve_model_path(DEMO_STAGE_MODEL))
@@ -164,15 +163,16 @@ def _run_lifecycle(settings: Settings, end: date, history_days: int) -> None:
     train_first_churn_model(settings)
     predict_and_store(settings, None)
     refresh_and_report(settings, stage_model)
-    load_demo_segments(settings, end)
+    return load_demo_segments(settings, end)
 
 
-def load_demo_segments(settings: Settings, end: date) -> None:
+def load_demo_segments(settings: Settings, end: date) -> Settings:
     """The shipped segment presets and computed tags, with the clock pinned to the end of
-    the demo period (its data stops there), also for the server ``--serve`` starts."""
+    the demo period (its data stops there); returns the pinned settings, which the server
+    ``--serve`` starts is given (never the process environment: a caller in the same
+    process, a test for one, would inherit the pinned clock)."""
     if settings.clock is None:
         clock = as_of_instant(end.isoformat(), settings.default_timezone)
-        os.environ.setdefault("PERENNIAL_CLOCK", clock.isoformat())
         settings = settings.model_copy(update={"clock": clock})
     service = SegmentService.migrated(settings)
     specs = load_segment_document(PRESETS_FILE).segments
@@ -196,3 +196,4 @@ def load_demo_segments(settings: Settings, end: date) -> None:
         f"clock pinned to {settings.clock.isoformat() if settings.clock else 'now'}",
         highlight=False,
     )
+    return settings

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from perennial.config import load_settings
+from perennial.config import Settings, load_settings
 from perennial.service import create_app
 
-__all__ = ["serve_command"]
+__all__ = ["serve", "serve_command"]
 
 
 def serve_command(
@@ -20,7 +20,13 @@ def serve_command(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve the API (OpenAPI at /docs) and the dashboard; Ctrl-C stops."""
-    settings = load_settings()
+    serve(load_settings(), host=host, port=port, log_level=log_level)
+
+
+def serve(
+    settings: Settings, *, host: str | None = None, port: int | None = None, log_level: str
+) -> None:
+    """Serve with these settings (``perennial demo run --serve`` passes its pinned clock)."""
     logging.basicConfig(level=log_level.upper(), format="%(message)s")
     app = create_app(settings)
     uvicorn.run(

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from perennial.config import Settings
 from perennial.ingest.event_feed import EVENT_FEED, append_feed
@@ -348,9 +349,19 @@ def _locked_cursor(connection: sa.Connection, consumer: str) -> int:
     query = sa.select(JOURNEY_CURSORS.c.position).where(JOURNEY_CURSORS.c.consumer == consumer)
     position = connection.execute(query.with_for_update()).scalar()
     if position is None:
-        connection.execute(JOURNEY_CURSORS.insert().values(consumer=consumer, position=0))
+        # Workers starting together all find no row: the first insert wins, the others
+        # insert nothing (a plain insert would fail them on the primary key).
+        first = _dialect_insert(connection)(JOURNEY_CURSORS).values(consumer=consumer, position=0)
+        connection.execute(first.on_conflict_do_nothing(index_elements=["consumer"]))
         position = connection.execute(query.with_for_update()).scalar()
     return int(position or 0)
+
+
+def _dialect_insert(connection: sa.Connection) -> Any:
+    """The dialect's own insert, which has ``on_conflict_do_nothing``."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def _move_cursor(connection: sa.Connection, consumer: str, position: int) -> None:

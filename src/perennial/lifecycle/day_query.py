@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 from typing import Self
 
@@ -105,8 +102,9 @@ class DayQuery:
         """The profile columns of the result (without the two about the move)."""
         self._schema = expression.schema().to_pyarrow()
         self._view = f"{self._prefix}_result"
-        with _ibis_on_duckdb_2():
-            self._result = backend.connection.create_view(self._view, expression, overwrite=True)
+        # Ibis reads the view's schema with DuckDB 2's deprecated ``fetch_arrow_table``;
+        # ``perennial.store.backends`` silences that warning process-wide.
+        self._result = backend.connection.create_view(self._view, expression, overwrite=True)
 
     def run(self, eve: pa.Table, changed: pa.Table, medians: pa.Table, day: pa.Table) -> pa.Table:
         """The day's profiles; the inputs as :data:`CHANGED_SCHEMA` and the schemas of
@@ -147,14 +145,3 @@ class DayQuery:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-@contextmanager
-def _ibis_on_duckdb_2() -> Iterator[None]:
-    """Ibis 12 reads a view's schema with DuckDB 2's deprecated ``fetch_arrow_table``; that
-    is Ibis's business (``perennial.store.backends`` silences it for queries the same way)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"fetch_arrow_table\(\) is deprecated", category=DeprecationWarning
-        )
-        yield

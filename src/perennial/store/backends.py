@@ -14,8 +14,7 @@ import os
 import re
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -34,6 +33,16 @@ from perennial.store.warehouse import Snapshot
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+# Ibis 12 still calls DuckDB 2's deprecated ``fetch_arrow_table``: that is Ibis's business.
+# One process-wide filter, set at import, because ``warnings.catch_warnings`` around each
+# call is not thread-safe: the API serves queries from several threads, and one thread's
+# exit from the block removed the filter while another thread was inside it.
+warnings.filterwarnings(
+    "ignore",
+    message=r"fetch_arrow_table\(\) is deprecated",
+    category=DeprecationWarning,
+)
 
 __all__ = [
     "SPARK_LOCAL_SETTINGS",
@@ -153,8 +162,7 @@ class Backend:
         paths = snapshot.paths(name)
         view = f"perennial_{name}_v{snapshot.version}_{uuid.uuid4().hex[:8]}"
         if self.engine == "duckdb":
-            with _duckdb_calls():
-                raw = self._duckdb_view(view, paths, schema)
+            raw = self._duckdb_view(view, paths, schema)
         else:
             raw = self._spark_view(view, paths, schema)
         self._views.append(view)
@@ -239,8 +247,7 @@ class Backend:
             self._write_typed_batches(expr, directory / "part-0.parquet")
         elif self.engine == "duckdb":
             directory.parent.mkdir(parents=True, exist_ok=True)
-            with _duckdb_calls():
-                self.connection.to_parquet(expr, directory, partition_by=partition_by)
+            self.connection.to_parquet(expr, directory, partition_by=partition_by)
         else:
             options = {"partitionBy": partition_by} if partition_by else {}
             self.connection.to_parquet(expr, directory, **options)
@@ -266,8 +273,7 @@ class Backend:
         view = f"perennial_parquet_{uuid.uuid4().hex[:12]}"
         arrow_schema = schema.to_pyarrow()
         if self.engine == "duckdb":
-            with _duckdb_calls():
-                raw = self._duckdb_view(view, paths, arrow_schema)
+            raw = self._duckdb_view(view, paths, arrow_schema)
         else:
             raw = self._spark_view(view, paths, arrow_schema)
         self._views.append(view)
@@ -287,8 +293,7 @@ class Backend:
         """
         target = _utc_schema(expr.schema().to_pyarrow())
         if self.engine == "duckdb":
-            with _duckdb_calls():
-                result = self.connection.to_pyarrow(expr)
+            result = self.connection.to_pyarrow(expr)
         else:
             # Ibis's own Spark path goes through pandas; Spark 4's toArrow keeps exact types.
             # The pre-execute hook is what Ibis runs first: it registers in-memory tables.
@@ -446,17 +451,6 @@ def as_nullable(column: ir.Column, dtype: dt.DataType) -> ir.Column:
     if column.type() == target:
         return column
     return column.cast(target)
-
-
-@contextmanager
-def _duckdb_calls() -> Iterator[None]:
-    """Ibis 12 still calls DuckDB 2's deprecated ``fetch_arrow_table``; that is Ibis's
-    business, not a problem of ours, so its deprecation warning is silenced here only."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"fetch_arrow_table\(\) is deprecated", category=DeprecationWarning
-        )
-        yield
 
 
 def _utc_schema(schema: pa.Schema) -> pa.Schema:
