@@ -35,9 +35,9 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.strategies import SearchStrategy
+from requests.structures import CaseInsensitiveDict
 from schemathesis import CheckContext, GenerationMode, Response
 from schemathesis.core.failures import FailureGroup
-from requests.structures import CaseInsensitiveDict
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 

@@ -57,6 +57,8 @@ class EntryRequest:
     the same occurrence never makes two runs."""
     at: datetime
     context: Mapping[str, Any] = field(default_factory=dict)
+    start_at: datetime | None = None
+    """When the run's first step is due (a date trigger's local time); None: at once."""
 
 
 @dataclass
@@ -161,7 +163,7 @@ def _new_run(live: LiveJourney, request: EntryRequest, now: datetime) -> dict[st
         "context": json.dumps(dict(request.context), ensure_ascii=False, default=str),
         "entered_at": now,
         "updated_at": now,
-        "due_at": None if held_out else now,
+        "due_at": None if held_out else max(now, request.start_at or now),
         "wait_event": None,
         "waiting_since": None,
         "claimed_by": None,

@@ -31,10 +31,11 @@ from perennial.journeys.document import (
     templates_in,
 )
 from perennial.journeys.graph import Problem
+from perennial.journeys.trigger_segments import trigger_condition
 from perennial.lifecycle.rule_errors import ParseError, did_you_mean
 from perennial.segments.kinds import Catalog, FieldKind
 
-__all__ = ["BUILT_IN_EVENTS", "RUN_VARIABLES", "SCHEDULED_TRIGGERS", "publish_problems"]
+__all__ = ["BUILT_IN_EVENTS", "RUN_VARIABLES", "publish_problems"]
 
 BUILT_IN_EVENTS = frozenset({"order_placed"})
 """Events the runtime derives itself (an order arriving), known before any is stored."""
@@ -69,6 +70,12 @@ def publish_problems(
         RUN_VARIABLES
     )
     problems = list(_trigger_problems(journey, catalog))
+    condition = trigger_condition(journey.trigger)
+    if condition is not None and not problems:
+        try:
+            check_condition(condition)
+        except ParseError as error:
+            problems.append(Problem("trigger", f"its condition {condition!r}: {error}"))
     if journey.goal is not None:
         problems += _event_problems("goal.event", journey.goal.event, catalog)
     for name, step in journey.steps.items():
@@ -76,25 +83,13 @@ def publish_problems(
     return problems
 
 
-SCHEDULED_TRIGGERS = {
-    "stage_change": "a segment trigger on the stage, e.g. segment_enter of stage == 'dormant'",
-    "date": "segment_enter of a segment such as days_to_anniversary(birthday) == 0, then a "
-    "wait until_time",
-    "schedule": "manual enrolment from a scheduler (POST /v1/journeys/{name}/enrol)",
-    "inactivity": "segment_enter of not did EVENT in last N days",
-    "prediction": "segment_enter of a segment such as churn_probability > 0.6",
-}
-"""Trigger types the document language has and the worker does not run yet: publishing
-one would enrol nobody, silently, so it is refused with the trigger to use meanwhile."""
-
-
 def _trigger_problems(journey: Journey, catalog: Catalog) -> Iterator[Problem]:
     trigger = journey.trigger
-    if trigger.type in SCHEDULED_TRIGGERS:
+    if isinstance(trigger, DateTrigger) and trigger.offset_days > 0:
         yield Problem(
-            "trigger.type",
-            f"{trigger.type!r} triggers are not run by this version yet; use "
-            f"{SCHEDULED_TRIGGERS[trigger.type]}",
+            "trigger.offset_days",
+            "a date trigger fires on or before the day (offset_days 0 or below); for days "
+            "after it, trigger on the day and begin with a wait step",
         )
     match trigger:
         case SegmentTrigger(segment=segment) | ScheduleTrigger(segment=str() as segment):

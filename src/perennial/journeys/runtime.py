@@ -21,21 +21,27 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from perennial.channels.guardrails import local_zone
 from perennial.config import Settings
 from perennial.ingest.event_feed import EVENT_FEED, append_feed
 from perennial.journeys.advance import Advancer, AdvanceReport, RunState
+from perennial.journeys.cursors import locked_cursor, move_cursor
 from perennial.journeys.customers import CustomerContext
-from perennial.journeys.document import EventTrigger, Journey, SegmentTrigger
+from perennial.journeys.document import DateTrigger, EventTrigger, Journey, SegmentTrigger
 from perennial.journeys.enrolment import ONGOING, EnrolCounts, EntryRequest, LiveJourney, enroll
 from perennial.journeys.loading import parse_journey
+from perennial.journeys.scheduled import TriggerClock
 from perennial.journeys.tables import (
-    JOURNEY_CURSORS,
     JOURNEY_LOG,
     JOURNEY_RUNS,
     JOURNEY_VERSIONS,
     JOURNEYS,
+)
+from perennial.journeys.trigger_segments import (
+    SEGMENT_KEPT_TRIGGERS,
+    date_trigger_start,
+    trigger_segment_name,
 )
 from perennial.segments.parser import parse_property_filter
 from perennial.segments.reference import properties_match
@@ -116,6 +122,7 @@ class JourneyRuntime:
         self._owner = owner
         self._batch = batch
         self._versions = _Versions()
+        self._clock = TriggerClock(settings, operational)
 
     # -- entries -------------------------------------------------------------------------
 
@@ -153,7 +160,7 @@ class JourneyRuntime:
     def read_signals(self, now: datetime) -> int:
         """Take the next batch of signals: goals convert, waits wake, triggers enrol."""
         with self._operational.begin() as connection:
-            position = _locked_cursor(connection, _SIGNALS)
+            position = locked_cursor(connection, _SIGNALS)
             rows = connection.execute(
                 sa.select(EVENT_FEED)
                 .where(EVENT_FEED.c.seq > position)
@@ -167,13 +174,13 @@ class JourneyRuntime:
                 self._convert_goals(connection, live, row, now)
                 self._wake_waiting(connection, row, now)
             self._enrol_event_triggers(connection, live, rows, now)
-            _move_cursor(connection, _SIGNALS, int(rows[-1].seq))
+            move_cursor(connection, _SIGNALS, int(rows[-1].seq))
             return len(rows)
 
     def read_segment_changes(self, now: datetime) -> int:
         """Take the next batch of segment enters and exits for segment triggers."""
         with self._operational.begin() as connection:
-            position = _locked_cursor(connection, _SEGMENT_CHANGES)
+            position = locked_cursor(connection, _SEGMENT_CHANGES)
             rows = connection.execute(
                 sa.select(SEGMENT_CHANGES)
                 .where(SEGMENT_CHANGES.c.change_seq > position)
@@ -184,20 +191,71 @@ class JourneyRuntime:
                 return 0
             for live in self.live(connection).values():
                 trigger = live.document.trigger
-                if not isinstance(trigger, SegmentTrigger):
+                if isinstance(trigger, SegmentTrigger):
+                    wanted = "enter" if trigger.type == "segment_enter" else "exit"
+                    requests = [
+                        EntryRequest(
+                            row.customer_id, f"segment_change:{row.change_seq}", utc(row.at)
+                        )
+                        for row in rows
+                        if row.name == trigger.segment
+                        and row.change == wanted
+                        and _after_publish(live, utc(row.at))
+                    ]
+                elif isinstance(trigger, SEGMENT_KEPT_TRIGGERS):
+                    requests = self._condition_entries(live, rows, now)
+                else:
                     continue
-                wanted = "enter" if trigger.type == "segment_enter" else "exit"
-                requests = [
-                    EntryRequest(row.customer_id, f"segment_change:{row.change_seq}", utc(row.at))
-                    for row in rows
-                    if row.name == trigger.segment
-                    and row.change == wanted
-                    and _after_publish(live, utc(row.at))
-                ]
                 if requests:
                     enroll(connection, live, requests, now)
-            _move_cursor(connection, _SEGMENT_CHANGES, int(rows[-1].change_seq))
+            move_cursor(connection, _SEGMENT_CHANGES, int(rows[-1].change_seq))
             return len(rows)
+
+    def _condition_entries(
+        self, live: LiveJourney, rows: Sequence[Any], now: datetime
+    ) -> list[EntryRequest]:
+        """Entries from the enters of the journey's managed trigger segment; not those a
+        save of its definition made (those customers met it before, they did not just)."""
+        name = trigger_segment_name(live.name)
+        enters = [
+            row
+            for row in rows
+            if row.name == name
+            and row.change == "enter"
+            and row.trigger != "save"
+            and _after_publish(live, utc(row.at))
+        ]
+        trigger = live.document.trigger
+        if not isinstance(trigger, DateTrigger):
+            return [
+                EntryRequest(row.customer_id, f"segment_change:{row.change_seq}", utc(row.at))
+                for row in enters
+            ]
+        profiles = self._customers.profiles([row.customer_id for row in enters], now)
+        requests = []
+        for row in enters:
+            zone = local_zone(
+                profiles.get(row.customer_id, {}).get("timezone"),
+                self._settings.default_timezone,
+            )
+            entered = utc(row.at)
+            day = entered.astimezone(zone).date().isoformat()
+            requests.append(
+                EntryRequest(
+                    row.customer_id,
+                    f"date:{trigger.field}:{day}",
+                    entered,
+                    start_at=date_trigger_start(trigger, entered, zone),
+                )
+            )
+        return requests
+
+    def read_scheduled(self, now: datetime) -> int:
+        """Enrol the stage-change and schedule journeys that became due (see
+        :mod:`.scheduled`); the clock checks at most every ``every`` seconds."""
+        with self._operational.connect() as connection:
+            live = self.live(connection)
+        return self._clock.run_due(live, now)
 
     # -- due runs ------------------------------------------------------------------------------
 
@@ -343,33 +401,6 @@ def _after_publish(journey: LiveJourney, at: datetime) -> bool:
 
 def _matches(where: str | None, properties: str | None) -> bool:
     return where is None or properties_match(parse_property_filter(where), properties)
-
-
-def _locked_cursor(connection: sa.Connection, consumer: str) -> int:
-    query = sa.select(JOURNEY_CURSORS.c.position).where(JOURNEY_CURSORS.c.consumer == consumer)
-    position = connection.execute(query.with_for_update()).scalar()
-    if position is None:
-        # Workers starting together all find no row: the first insert wins, the others
-        # insert nothing (a plain insert would fail them on the primary key).
-        first = _dialect_insert(connection)(JOURNEY_CURSORS).values(consumer=consumer, position=0)
-        connection.execute(first.on_conflict_do_nothing(index_elements=["consumer"]))
-        position = connection.execute(query.with_for_update()).scalar()
-    return int(position or 0)
-
-
-def _dialect_insert(connection: sa.Connection) -> Any:
-    """The dialect's own insert, which has ``on_conflict_do_nothing``."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
-
-
-def _move_cursor(connection: sa.Connection, consumer: str, position: int) -> None:
-    connection.execute(
-        JOURNEY_CURSORS.update()
-        .where(JOURNEY_CURSORS.c.consumer == consumer)
-        .values(position=position)
-    )
 
 
 def _log(

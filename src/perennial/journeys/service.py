@@ -41,6 +41,7 @@ from perennial.journeys.repository import (
     save_version,
 )
 from perennial.journeys.runtime import JourneyRuntime
+from perennial.journeys.trigger_segments import trigger_condition, trigger_segment_name
 from perennial.segments.service import SegmentService
 from perennial.store.operational import create_engine_for, migrate
 
@@ -97,6 +98,7 @@ class JourneyService:
         New entries use the new version; runs already started keep theirs.
         """
         self.check_for_publish(journey, source=source)
+        self._keep_trigger_segment(journey)
         now = self._settings.now()
         with self._operational.begin() as connection:
             save_version(connection, journey, actor=actor, now=now)
@@ -108,9 +110,25 @@ class JourneyService:
         with self._operational.connect() as connection:
             journey = journey_version(connection, name)
         self.check_for_publish(journey, source=f"journey {name!r}")
+        self._keep_trigger_segment(journey)
         with self._operational.begin() as connection:
             version = publish_latest(connection, name, actor=actor, now=self._settings.now())
         return Published(name, version, "active")
+
+    def _keep_trigger_segment(self, journey: Journey) -> None:
+        """Save the managed segment an inactivity, prediction or date trigger runs on (see
+        :mod:`.scheduled`), before the version goes live; its save-time members are not
+        entries."""
+        condition = trigger_condition(journey.trigger)
+        if condition is None:
+            return
+        self._segments.save(
+            trigger_segment_name(journey.journey),
+            condition,
+            title=f"journey {journey.journey}: trigger",
+            description="Kept by the journey's trigger; publishing the journey rewrites it.",
+            user=f"journey:{journey.journey}",
+        )
 
     def change_status(self, name: str, move: str, *, actor: str) -> str:
         with self._operational.begin() as connection:
