@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,15 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 def wait_ends(
     step: WaitStep, now: datetime, zone: ZoneInfo, profile: Mapping[str, Any]
 ) -> datetime:
-    """The instant the wait is over (``now`` when it is already over)."""
+    """The instant the wait is over (``now`` when it is already over), in UTC: the
+    operational store keeps instants so (SQLite drops an offset; a Shanghai 09:00 read
+    back as 09:00 UTC would end the wait eight hours late)."""
+    return _local_end(step, now, zone, profile).astimezone(UTC)
+
+
+def _local_end(
+    step: WaitStep, now: datetime, zone: ZoneInfo, profile: Mapping[str, Any]
+) -> datetime:
     if step.duration is not None:
         return now + step.duration
     local = now.astimezone(zone)
