@@ -7,7 +7,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from perennial.cli.app import app
+from perennial.config import Settings
 from perennial.errors import ExitCode, PerennialError
+from perennial.journeys.service import JourneyService
 from tests.segments import conftest as segments_conftest
 from tests.segments.conftest import CLOCK, SegmentStore
 
@@ -85,4 +87,44 @@ def test_publish_pause_resume_archive_and_list(segment_store: SegmentStore, tmp_
     assert "high-value-callback" not in run("journeys", "list")[1]
     assert "archived" in run("journeys", "list", "--archived")[1]
     code, output = run("journeys", "publish", "no-such-journey")
+    assert code == int(ExitCode.INVALID_INPUT) and "no journey 'no-such-journey'" in output
+
+
+def test_steps_and_runs_show_what_the_worker_did(
+    segment_store: SegmentStore, tmp_path: Path
+) -> None:
+    env = {
+        "PERENNIAL_HOME": str(tmp_path / "home"),
+        "PERENNIAL_WAREHOUSE_PATH": str(segment_store.warehouse),
+        "PERENNIAL_CLOCK": CLOCK.isoformat(),
+        "COLUMNS": "250",
+    }
+
+    def run(*arguments: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, list(arguments), env=env)
+        if isinstance(result.exception, PerennialError):
+            return int(result.exception.exit_code), result.output + str(result.exception)
+        return result.exit_code, result.output
+
+    assert run("segments", "load", "examples/segments/presets.yaml")[0] == 0
+    assert run("journeys", "publish", str(EXAMPLES / "high-value-callback.yaml"))[0] == 0
+    assert run("worker", "--until-idle", "--poll", "0.01")[0] == 0
+    settings = Settings(home=tmp_path / "home", clock=CLOCK, warehouse_path=segment_store.warehouse)
+    service = JourneyService(settings)
+    counts = service.steps("high-value-callback")
+    runs = service.runs("high-value-callback", limit=1000)
+    assert runs and {r.status for r in runs} == {"completed"}
+    code, output = run("journeys", "steps", "high-value-callback")
+    assert code == 0
+    for step, count in counts.items():
+        line = next(line for line in output.splitlines() if f" {step} " in line)
+        assert f" {count.entered:,} " in line, (step, line)
+    code, output = run(
+        "journeys", "runs", "high-value-callback", "--status", "completed", "--limit", "2"
+    )
+    assert code == 0
+    assert all(r.run_id in output for r in runs[:2])  # by run id, the first page
+    assert not any(r.run_id in output for r in runs[2:])
+    assert (len(runs) > 2) == ("more: --after" in output)
+    code, output = run("journeys", "runs", "no-such-journey")
     assert code == int(ExitCode.INVALID_INPUT) and "no journey 'no-such-journey'" in output

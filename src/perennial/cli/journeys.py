@@ -1,4 +1,4 @@
-"""``perennial journeys validate|publish|pause|resume|archive|list``.
+"""``perennial journeys validate|publish|pause|resume|archive|list|steps|runs``.
 
 ``validate`` checks files alone: every problem of every file is printed with its
 key path (``steps.coupon.next``) and, for expressions, the column; it exits with
@@ -31,6 +31,8 @@ __all__ = [
     "pause_command",
     "publish_command",
     "resume_command",
+    "runs_command",
+    "steps_command",
     "validate_command",
     "worker_command",
 ]
@@ -136,6 +138,63 @@ def list_command(
             f"{journey.updated_at:%Y-%m-%d %H:%M} by {journey.updated_by}",
         )
     console.print(table)
+
+
+@journeys_app.command("steps")
+def steps_command(name: Name) -> None:
+    """Per-step counts: entered, waiting there now, sent, suppressed (by reason), failed,
+    converted (the goal reached while at the step)."""
+    counts = JourneyService.migrated(load_settings()).steps(name)
+    table = Table(title=f"Journey {name}: steps")
+    columns = ("step", "entered", "waiting", "sent", "suppressed", "failed", "converted")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for step, count in counts.items():
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(count.suppressed_by.items()))
+        suppressed = f"{count.suppressed:,}" + (f" ({reasons})" if reasons else "")
+        table.add_row(
+            step,
+            f"{count.entered:,}",
+            f"{count.waiting:,}",
+            f"{count.sent:,}",
+            suppressed,
+            f"{count.failed:,}",
+            f"{count.converted:,}",
+        )
+    console.print(table)
+
+
+@journeys_app.command("runs")
+def runs_command(
+    name: Name,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only runs in this status (active, waiting, completed, converted, ...)."),
+    ] = None,
+    after: Annotated[str | None, typer.Option(help="Runs after this run id (paging).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.", min=1, max=10_000)] = 50,
+) -> None:
+    """A journey's runs by run id: customer, version, status, step, variant, when due."""
+    service = JourneyService.migrated(load_settings())
+    service.get(name)  # an unknown journey is an error, not an empty table
+    runs = service.runs(name, status=status, after=after, limit=limit)
+    table = Table(title=f"Journey {name}: runs")
+    for column in ("run", "customer", "version", "status", "step", "variant", "entered", "due"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(
+            run.run_id,
+            run.customer_id,
+            str(run.version),
+            run.status,
+            run.step or "-",
+            run.variant or "-",
+            f"{run.entered_at:%Y-%m-%d %H:%M}",
+            "-" if run.due_at is None else f"{run.due_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+    if len(runs) == limit:
+        console.print(f"more: --after {runs[-1].run_id}")
 
 
 def _move(name: str, move: str) -> None:
