@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from perennial.store.operational import METADATA
+from perennial.store.operational import METADATA, UtcTimestamp
 
 __all__ = ["CONSENTS", "SUPPRESSIONS"]
 
-_TS = sa.DateTime(timezone=True)
+_TS = UtcTimestamp()
 
 CONSENTS = sa.Table(
     "consents",

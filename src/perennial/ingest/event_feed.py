@@ -19,7 +19,7 @@ import orjson
 import sqlalchemy as sa
 
 from perennial.ingest.inbox import ClaimedItem
-from perennial.store.operational import METADATA
+from perennial.store.operational import METADATA, UtcTimestamp
 
 __all__ = ["EVENT_FEED", "ORDER_EVENT", "append_feed", "feed_rows"]
 
@@ -40,7 +40,7 @@ EVENT_FEED = sa.Table(
     sa.Column("customer_id", sa.String(255), nullable=False),
     sa.Column("event_type", sa.String(100), nullable=False),
     sa.Column("properties", sa.Text),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", UtcTimestamp(), nullable=False),
     sa.Index("ix_event_feed_customer", "customer_id", "event_type"),
 )
 """``event_key``: the event id, or ``order:<order id>``: what makes a repeat recognisable."""

@@ -23,7 +23,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 
 from perennial.errors import StoreError
-from perennial.store.operational import METADATA
+from perennial.store.operational import METADATA, UtcTimestamp
 
 __all__ = [
     "INBOX_ITEMS",
@@ -49,7 +49,7 @@ __all__ = [
 INBOX_SOURCE = "api:inbox"
 """The ``_source_file`` of every row ingested from the inbox; ``_source_line`` is its item_seq."""
 
-_TS = sa.DateTime(timezone=True)
+_TS = UtcTimestamp()
 _SEQUENCE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 INBOX_REQUESTS = sa.Table(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from perennial.store.operational import METADATA
+from perennial.store.operational import METADATA, UtcTimestamp
 
 __all__ = [
     "COUPON_CODES",
@@ -25,7 +25,7 @@ __all__ = [
 
 STATUSES = ("draft", "active", "paused", "archived")
 
-_TS = sa.DateTime(timezone=True)
+_TS = UtcTimestamp()
 _NAME = sa.String(100)
 
 JOURNEYS = sa.Table(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from perennial.store.operational import METADATA
+from perennial.store.operational import METADATA, UtcTimestamp
 
 __all__ = [
     "CUSTOMER_TAGS",
@@ -23,7 +23,7 @@ __all__ = [
     "TAGS",
 ]
 
-_TS = sa.DateTime(timezone=True)
+_TS = UtcTimestamp()
 _SEQUENCE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _NAME = sa.String(100)
 _CUSTOMER = sa.String(255)

@@ -22,6 +22,7 @@ from perennial.config import Settings
 __all__ = [
     "JOBS",
     "METADATA",
+    "UtcTimestamp",
     "create_engine_for",
     "finish_job",
     "migrate",
@@ -31,6 +32,26 @@ __all__ = [
 ]
 
 METADATA = sa.MetaData()
+
+
+class UtcTimestamp(sa.types.TypeDecorator[datetime]):
+    """An instant, written as UTC on every backend.
+
+    SQLite keeps no offset: an aware local time (a wait until 09:00 in Shanghai) written
+    as it is reads back as 09:00 UTC, eight hours off, and compares wrongly with UTC
+    values in queries. Converting every bound value (inserts and comparisons alike) makes
+    the store's one convention hold whatever zone a caller computed in. Naive values are
+    taken as UTC already, the store's convention.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        del dialect
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC)
 
 
 def utc(value: datetime) -> datetime:
@@ -49,8 +70,8 @@ JOBS = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", UtcTimestamp(), nullable=False),
+    sa.Column("finished_at", UtcTimestamp()),
     sa.Column("detail", sa.Text),
     sa.Index("ix_jobs_started_at", "started_at"),
 )
