@@ -138,6 +138,17 @@ BODIES: dict[str, dict[str, Any]] = {
     "POST /v1/journeys": {"document": JOURNEY},
     "POST /v1/journeys/{name}/enrol": {"customers": ["C0000001"], "occurrence": "abuse"},
     "POST /v1/journeys/preview": {"document": JOURNEY, "step": "hello", "customer_id": "C0000001"},
+    # in this order: the task is made, sent back to its team's queue, then closed
+    "POST /v1/tasks": {
+        "task_id": "abuse-task",
+        "customer_id": "C0000001",
+        "team": "abuse",
+        "title": "回访 call back",
+        "priority": "urgent",
+        "due_in": "24h",
+    },
+    "POST /v1/tasks/{task_id}/assign": {"assignee": None},
+    "POST /v1/tasks/{task_id}/close": {"outcome": "declined", "notes": "moved abroad"},
 }
 """A valid body for every write endpoint that takes one."""
 INGEST = {"POST /v1/track": "events", "POST /v1/identify": "customers", "POST /v1/orders": "orders"}
@@ -162,6 +173,7 @@ class Target:
             path.replace("{name}", "abuse")
             .replace("{customer_id}", "C0000001")
             .replace("{tag}", "vip")
+            .replace("{task_id}", "abuse-task")
         )
 
     def send(self, label: str, body: Any, **headers: str) -> Any:

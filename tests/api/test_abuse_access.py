@@ -75,6 +75,8 @@ class Rule:
     """The status an admitted API key gets, when it differs from ``ok``."""
     session_ok: int | None = None
     """The status an admitted signed-in session gets, when it differs from ``ok``."""
+    by_caller: dict[str, int] = field(default_factory=dict)
+    """The status particular admitted callers get (``key:agent``), when it differs."""
 
 
 def _at(path: str, **extra: Any) -> Request:
@@ -205,6 +207,54 @@ def _unsubscribe(context: Context) -> dict[str, Any]:
     return {"url": f"/v1/unsubscribe/{unsubscribe_token(secret, 'C0000001', 'email')}"}
 
 
+TASKERS = frozenset({Role.OPERATOR, Role.AGENT})
+NO_QUEUE = {"key:agent": 403}
+"""An API key with the agent role acts for no agent: it has no queue, sees no task."""
+TASK = {"customer_id": "C0000001", "team": "matrix", "title": "回访 call back"}
+
+
+def _task(suffix: str = "", **extra: Any) -> Request:
+    """A request on a new task of team ``matrix``, whose only member is the matrix's agent
+    (so every task of the team is theirs)."""
+
+    def request(context: Context) -> dict[str, Any]:
+        from perennial.access.users import find_user
+        from perennial.tasks.creation import NewTask, create_task
+        from perennial.tasks.teams import add_member
+
+        now = datetime.now(UTC)
+        with context.app.state.perennial.engine.begin() as connection:
+            agent = find_user(connection, "matrix.agent")
+            assert agent is not None
+            add_member(connection, "matrix", agent.user_id, actor="tests", now=now)
+            new = NewTask("C0000001", "回访", "matrix", "urgent", now + timedelta(hours=24))
+            task = create_task(connection, new, now=now)
+        return {"url": f"/v1/tasks/{task.task_id}{suffix}", **extra}
+
+    return request
+
+
+def _team_member(*, joined: bool) -> Request:
+    """A request on a new agent of team ``members`` (already in it when ``joined``)."""
+
+    def request(context: Context) -> dict[str, Any]:
+        from perennial.access.users import create_user
+        from perennial.tasks.teams import add_member
+
+        with context.app.state.perennial.engine.begin() as connection:
+            user = create_user(
+                connection,
+                username=f"member.{next(context.names)}",
+                roles=frozenset({Role.AGENT}),
+                actor="tests",
+            ).user
+            if joined:
+                add_member(connection, "members", user.user_id, actor="t", now=datetime.now(UTC))
+        return {"url": f"/v1/tasks/teams/members/members/{user.user_id}"}
+
+    return request
+
+
 TS = "2025-12-01T08:00:00+08:00"
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule(None, 200, _at("/healthz")),
@@ -273,6 +323,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/at-risk"): Rule(READERS, 200, _at("/at-risk"), page=True),
     ("GET", "/models"): Rule(READERS, 200, _at("/models"), page=True),
     ("GET", "/segments"): Rule(READERS, 200, _at("/segments"), page=True),
+    ("GET", "/journeys"): Rule(READERS, 200, _at("/journeys"), page=True),
+    ("GET", "/journeys/{name}"): Rule(READERS, 404, _at("/journeys/no-such-journey"), page=True),
     ("GET", "/board"): Rule(READERS, 200, _at("/board"), page=True),
     ("GET", "/customers"): Rule(READERS, 200, _at("/customers"), page=True),
     ("GET", "/customers/{customer_id:path}"): Rule(
@@ -350,6 +402,28 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("POST", "/v1/unsubscribe/{token}"): Rule(None, 200, _unsubscribe),
     ("GET", "/v1/unsubscribe/{token}"): Rule(None, 200, _unsubscribe),
+    ("GET", "/v1/tasks"): Rule(TASKERS, 200, _at("/v1/tasks")),
+    ("POST", "/v1/tasks"): Rule(SENDERS, 201, _at("/v1/tasks", json=TASK)),
+    ("GET", "/v1/tasks/sla"): Rule(SENDERS, 200, _at("/v1/tasks/sla")),
+    ("GET", "/v1/tasks/breaches"): Rule(SENDERS, 200, _at("/v1/tasks/breaches")),
+    ("GET", "/v1/tasks/teams"): Rule(SENDERS, 200, _at("/v1/tasks/teams")),
+    ("PUT", "/v1/tasks/teams/{team}/members/{user_id}"): Rule(
+        ADMINS, 200, _team_member(joined=False)
+    ),
+    ("DELETE", "/v1/tasks/teams/{team}/members/{user_id}"): Rule(
+        ADMINS, 200, _team_member(joined=True)
+    ),
+    ("GET", "/v1/tasks/{task_id}"): Rule(TASKERS, 200, _task(), by_caller=NO_QUEUE),
+    # a key is no person: it cannot hold (claim) a task, whatever its role
+    ("POST", "/v1/tasks/{task_id}/claim"): Rule(TASKERS, 200, _task("/claim"), key_ok=403),
+    ("POST", "/v1/tasks/{task_id}/assign"): Rule(
+        SENDERS, 200, _task("/assign", json={"assignee": "matrix.agent"})
+    ),
+    ("POST", "/v1/tasks/{task_id}/close"): Rule(
+        TASKERS, 200, _task("/close", json={"outcome": "won_back"}), by_caller=NO_QUEUE
+    ),
+    ("POST", "/v1/tasks/{task_id}/cancel"): Rule(SENDERS, 200, _task("/cancel")),
+    ("GET", "/tasks"): Rule(TASKERS, 200, _at("/tasks"), page=True),
     ("GET", "/vendor/plotly-7.1.0.min.js"): Rule(None, 200, _at("/vendor/plotly-7.1.0.min.js")),
     ("GET", "/static"): Rule(None, 200, _at("/static/dashboard.css")),
 }
@@ -447,6 +521,8 @@ def _expected(rule: Rule, caller: Caller) -> int:
         return 401
     if not admitted:
         return 403
+    if caller.name in rule.by_caller:
+        return rule.by_caller[caller.name]
     if caller.via == "key" and rule.key_ok is not None:
         return rule.key_ok
     if signed_in and rule.session_ok is not None:

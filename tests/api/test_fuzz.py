@@ -76,6 +76,15 @@ REFUSES_SOME_VALID_REQUESTS = {
     "schema, the graph, names unknown to the store): 422 listing them",
     "POST /v1/journeys/preview": "the same documents as POST /v1/journeys, a step that is not "
     "a send step, a template missing a variable: 422",
+    "GET /v1/tasks": "a cursor this endpoint did not issue: 400",
+    "GET /v1/tasks/breaches": "a cursor this endpoint did not issue: 400",
+    "POST /v1/tasks": "a due_in that is no duration (`tomorrow`), or a task id the API uses as "
+    "a path (`sla`, `teams`, `breaches`): 422",
+    "POST /v1/tasks/{task_id}/close": "notes are required when the outcome is declined: 422",
+    "POST /v1/tasks/{task_id}/assign": "an assignee who is no enabled user with the agent, "
+    "operator or admin role: 422",
+    "PUT /v1/tasks/teams/{team}/members/{user_id}": "a user without the agent, operator or "
+    "admin role (a viewer) cannot join a team: 422",
 }
 """Operations whose schema admits requests they rightly refuse, and why."""
 

@@ -79,7 +79,8 @@ def test_the_migrations_build_exactly_the_tables_the_code_declares(tmp_path: Pat
     import perennial.ingest.event_feed
     import perennial.ingest.inbox
     import perennial.journeys.tables
-    import perennial.segments.tables  # noqa: F401  (each import registers its tables)
+    import perennial.segments.tables
+    import perennial.tasks.tables  # noqa: F401  (each import registers its tables)
     from perennial.store.operational import METADATA
 
     settings = Settings(home=tmp_path / "home")

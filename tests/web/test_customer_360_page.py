@@ -1,4 +1,5 @@
-"""``/customers/{id}`` over HTTP: the API's 360 and masking, the timeline's pages, hostile data."""
+"""``/customers/{id}`` over HTTP: the API's 360 and masking, the timeline's pages, hostile data,
+and what journeys did to the customer (sends, suppressions with why, failures)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,17 @@ from perennial.access.audit import query_audit
 from perennial.access.masking import mask_email, mask_phone
 from perennial.access.roles import Role
 from perennial.access.tables import SERVICE_TASKS
+from perennial.config import Settings
+from perennial.journeys.service import JourneyService
+from perennial.journeys.tables import JOURNEY_LOG
+from perennial.service import create_app
 from perennial.web.customers_page import customer_url
 from perennial.web.i18n import LANGUAGE_COOKIE
+from tests.segments import conftest as segments_conftest
+from tests.segments.conftest import SegmentStore
 from tests.serving.demo_store import TRICKY_ID
 from tests.web.callers import api_headers, sign_in_as
+from tests.web.conftest import PAGE
 from tests.web.demo_home import (
     HOSTILE_ATTRIBUTE,
     HOSTILE_EVENT_TYPE,
@@ -35,6 +43,7 @@ from tests.web.demo_home import (
     WebDemo,
 )
 from tests.web.html_text import PageText
+from tests.web.journey_seed import CALL_BACK, EDUCATION, REPLENISHMENT, WIN_BACK, seed_journeys
 
 
 @pytest.fixture
@@ -269,3 +278,144 @@ def test_strangers_are_sent_to_sign_in_and_come_back_to_the_customer(
     location = urlsplit(response.headers["location"])
     assert location.path == "/login"
     assert parse_qs(location.query)["next"] == [customer_url(TRICKY_ID)]
+
+
+# --- the journeys section, on journeys that ran (tests/web/journey_seed.py) ---
+
+segment_store = segments_conftest.segment_store
+
+
+@pytest.fixture(scope="module")
+def journeys_settings(
+    segment_store: SegmentStore, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    return seed_journeys(segment_store, tmp_path_factory.mktemp("360-journeys") / "home")
+
+
+@pytest.fixture
+def journeys_app(journeys_settings: Settings) -> FastAPI:
+    return create_app(journeys_settings)
+
+
+@pytest.fixture
+def journeys_client(journeys_app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(journeys_app, follow_redirects=False, headers=PAGE) as client:
+        yield client
+
+
+def _entries(page: PageText) -> list[dict[str, str | None]]:
+    return [a for a in page.attributes if a.get("data-testid") == "customer-journey-entry"]
+
+
+def _win_back_customer(service: JourneyService, *, failed: bool) -> str:
+    """A customer whose win-back run failed at the empty coupon pool (or one who got a coupon)."""
+    runs = service.runs(WIN_BACK, status="failed" if failed else "waiting", limit=1000)
+    return sorted(run.customer_id for run in runs)[0]
+
+
+def test_the_360_lists_journey_sends_suppressions_and_failures_newest_first(
+    journeys_client: TestClient, journeys_app: FastAPI, journeys_settings: Settings
+) -> None:
+    service = JourneyService(journeys_settings)
+    coupon_holder = _win_back_customer(service, failed=False)
+    failed = _win_back_customer(service, failed=True)
+    sign_in_as(journeys_client, journeys_app, Role.VIEWER, "journeys-viewer")
+
+    _, page = _page(journeys_client, coupon_holder)
+    entries = _entries(page)
+    timeline = service.timeline(coupon_holder)
+    assert [e["data-what"] for e in entries] == [item["what"] for item in timeline]
+    assert [e["data-journey"] for e in entries] == [item["journey"] for item in timeline]
+    times = [a["datetime"] for a in page.attributes if a.get("datetime")]
+    journey_times = times[-len(entries) :]
+    assert journey_times == sorted(journey_times, reverse=True)
+    sent = [e for e in entries if e["data-what"] == "sent"]
+    assert sent and {(e["data-step"], e["data-channel"]) for e in sent} >= {("send_coupon", "sms")}
+    assert "短信" in page.text("customer-journeys") and WIN_BACK in page.text("customer-journeys")
+    coupon = next(e for e in entries if e["data-what"] == "coupon")
+    assert coupon["data-step"] == "coupon" and coupon["data-channel"] == ""
+
+    _, failed_page = _page(journeys_client, failed)
+    what = [e["data-what"] for e in _entries(failed_page)]
+    assert what[0] == "failed" and "entered" in what
+    section = failed_page.text("customer-journeys")
+    assert "运行失败" in section and "coupon pool 'win-back-15' is empty" in section
+    service.operational.dispose()
+
+
+def test_a_suppressed_message_shows_its_channel_and_reason_in_words(
+    journeys_client: TestClient, journeys_app: FastAPI, journeys_settings: Settings
+) -> None:
+    service = JourneyService(journeys_settings)
+    suppressed = [
+        send
+        for send in service.sends(WIN_BACK, status="suppressed", limit=1000)
+        if send.reason == "unsubscribed"
+    ]
+    customer = suppressed[0].customer_id
+    sign_in_as(journeys_client, journeys_app, Role.AGENT, "journeys-agent")
+    journeys_client.cookies.set(LANGUAGE_COOKIE, "en")
+
+    _, page = _page(journeys_client, customer)
+
+    rows = [e for e in _entries(page) if e["data-what"] == "suppressed"]
+    assert rows and rows[0]["data-channel"] == "email"  # from the send step: the log has none
+    assert rows[0]["data-step"] == suppressed[0].step
+    assert "Unsubscribed" in page.texts["customer-journey-detail"]
+    assert "Suppressed" in page.text("customer-journeys")
+    service.operational.dispose()
+
+
+def test_an_error_quoting_contacts_is_masked_for_agents_and_whole_for_operators(
+    journeys_client: TestClient, journeys_app: FastAPI, journeys_settings: Settings
+) -> None:
+    service = JourneyService(journeys_settings)
+    customer = _win_back_customer(service, failed=False)
+    error = "550 5.1.1 <chen.jing@example.com>: no such mailbox; also tried +8613912345678"
+    with service.operational.begin() as connection:
+        connection.execute(
+            JOURNEY_LOG.insert().values(
+                journey=WIN_BACK,
+                version=1,
+                run_id="r-dead-1",
+                customer_id=customer,
+                step="survey",
+                what="dead",
+                at=datetime(2026, 1, 20, tzinfo=UTC),
+                detail=error,
+            )
+        )
+    service.operational.dispose()
+    shown = {}
+    for role in (Role.AGENT, Role.OPERATOR):
+        journeys_client.cookies.clear()
+        sign_in_as(journeys_client, journeys_app, role, f"dead-{role.value}")
+        _, page = _page(journeys_client, customer)
+        first = _entries(page)[0]
+        assert (first["data-what"], first["data-channel"]) == ("dead", "email")
+        shown[role] = page.texts["customer-journey-detail"][0]
+    assert shown[Role.AGENT] == (
+        "550 5.1.1 <c***@example.com>: no such mailbox; also tried +86139****5678"
+    )
+    assert "chen.jing@example.com" not in shown[Role.AGENT]
+    assert shown[Role.OPERATOR] == error
+
+
+def test_a_customer_no_journey_touched_says_so(
+    journeys_client: TestClient, journeys_app: FastAPI, journeys_settings: Settings
+) -> None:
+    service = JourneyService(journeys_settings)
+    touched = {
+        run.customer_id
+        for name in (WIN_BACK, EDUCATION, CALL_BACK, REPLENISHMENT)
+        for run in service.runs(name, limit=1000)
+    }
+    service.operational.dispose()
+    untouched = next(f"C{n:07d}" for n in range(1, 250) if f"C{n:07d}" not in touched)
+    sign_in_as(journeys_client, journeys_app, Role.OPERATOR, "journeys-operator")
+
+    response, page = _page(journeys_client, untouched)
+
+    assert response.status_code == 200
+    assert page.text("no-journeys") == "还没有进入过任何旅程。"
+    assert _entries(page) == []

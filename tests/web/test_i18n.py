@@ -59,8 +59,8 @@ def test_labels_built_from_values_exist_for_every_value() -> None:
 
 
 def test_the_navigation_reads_as_the_seeds_name_it() -> None:
-    zh = ["看板", "客户", "风险预警", "人群", "模型", "管理"]
-    en = ["Board", "Customers", "At risk", "Segments", "Model", "Admin"]
+    zh = ["看板", "客户", "风险预警", "人群", "旅程", "模型", "任务", "管理"]
+    en = ["Board", "Customers", "At risk", "Segments", "Journeys", "Model", "Tasks", "Admin"]
     assert [translate("zh-CN", item.key) for item in NAVIGATION] == zh
     assert [translate("en", item.key) for item in NAVIGATION] == en
 

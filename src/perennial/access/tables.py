@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from perennial.store.operational import METADATA
+from perennial.store.operational import METADATA, UtcTimestamp
 
 __all__ = ["API_KEYS", "AUDIT_LOG", "SERVICE_TASKS", "USERS", "WEB_SESSIONS"]
 
-_TS = sa.DateTime(timezone=True)
+_TS = UtcTimestamp()
 
 USERS = sa.Table(
     "users",
@@ -79,6 +79,8 @@ SERVICE_TASKS = sa.Table(
     sa.Column("notes", sa.Text),
     sa.Column("closed_at", _TS),
     sa.Index("ix_service_tasks_assignee", "assignee", "customer_id"),
+    sa.Index("ix_service_tasks_due", "status", "due_at"),  # migration 0007
+    sa.Index("ix_service_tasks_team", "team", "status"),  # migration 0007
 )
-"""Customer-service call-back tasks (the journeys issue fills and works them); here they
-decide whether an agent may see a customer's phone and email unmasked."""
+"""Customer-service call-back tasks (:mod:`perennial.tasks` creates, assigns and closes
+them); here they decide whether an agent may see a customer's phone and email unmasked."""

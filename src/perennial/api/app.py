@@ -24,6 +24,9 @@ from perennial.api.routes import (
     predictions,
     segments,
     tags,
+    task_sla,
+    task_teams,
+    tasks,
     track,
 )
 from perennial.api.state import AppState
@@ -78,6 +81,9 @@ def create_api(settings: Settings) -> FastAPI:
     app.include_router(tags.router)
     app.include_router(journeys.router)
     app.include_router(journeys.unsubscribe_router)
+    app.include_router(task_teams.router)  # before tasks: /v1/tasks/teams is no task id
+    app.include_router(task_sla.router)
+    app.include_router(tasks.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
     document_security(app)

@@ -20,6 +20,7 @@ from perennial.cli import (
     serve,
     serving,
     store,
+    tasks,
 )
 from perennial.errors import ExitCode, PerennialError
 
@@ -50,6 +51,7 @@ app.add_typer(segments.segments_app, name="segments")
 app.add_typer(segments.tags_app, name="tags")
 app.add_typer(journeys.journeys_app, name="journeys")
 app.command("worker")(journeys.worker_command)
+app.add_typer(tasks.tasks_app, name="tasks")
 app.command("serve")(serve.serve_command)
 app.add_typer(serving.serving_app, name="serving")
 app.add_typer(access.users_app, name="users")

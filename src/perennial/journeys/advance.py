@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from perennial.access.tables import SERVICE_TASKS
 from perennial.channels.guardrails import local_zone
 from perennial.channels.templates import TemplateProblem, render_template
 from perennial.config import Settings
@@ -53,6 +52,8 @@ from perennial.journeys.tables import COUPON_CODES, JOURNEY_LOG, JOURNEY_OUTBOX,
 from perennial.journeys.waits import wait_ends
 from perennial.schema.tables import TABLES
 from perennial.segments.tag_store import CustomerTag, remove_tag, set_tags
+from perennial.tasks.creation import NewTask, create_task
+from perennial.tasks.errors import TaskError
 
 __all__ = ["ADDRESS_FIELDS", "CONSENT_FIELDS", "AdvanceReport", "Advancer", "RunState"]
 
@@ -379,21 +380,21 @@ class Advancer:
         except TemplateProblem as problem:
             self._finish(run, "failed", f"step {name}: {problem}")
             return
-        self.connection.execute(
-            SERVICE_TASKS.insert().values(
-                task_id=key[:32],
-                customer_id=run.customer_id,
-                assignee=None,
-                status="open",
-                title=title,
-                created_at=self.now,
-                due_at=self.now + step.due_in,
-                team=step.team,
-                priority=step.priority,
-                source=f"journey:{run.journey}",
-            )
+        task = NewTask(
+            task_id=key[:32],
+            customer_id=run.customer_id,
+            title=title,
+            team=step.team,
+            priority=step.priority,
+            due_at=self.now + step.due_in,
+            source=f"journey:{run.journey}",
         )
-        self._log(run, "task", key[:32])
+        try:  # assigned round-robin among the team's agents, in this transaction
+            created = create_task(self.connection, task, now=self.now)
+        except TaskError as problem:
+            self._finish(run, "failed", f"step {name}: {problem}")
+            return
+        self._log(run, "task", created.task_id)
         self._move(run, step.next)
 
     def _update_attribute(self, run: RunState, step: UpdateAttributeStep) -> None:

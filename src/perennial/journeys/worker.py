@@ -18,11 +18,12 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -35,10 +36,15 @@ from perennial.journeys.customers import CustomerContext, WarehouseCustomers
 from perennial.journeys.dispatch import Dispatcher
 from perennial.journeys.runtime import JourneyRuntime
 from perennial.store.operational import create_engine_for
+from perennial.tasks.alerts import ALERT_CHANNEL, post_breaches
+from perennial.tasks.breaches import breach_alerts
 
-__all__ = ["Worker", "WorkerTotals", "single_sqlite_worker"]
+__all__ = ["SLA_CHECK_SECONDS", "Worker", "WorkerTotals", "single_sqlite_worker"]
 
 _log = logging.getLogger(__name__)
+
+SLA_CHECK_SECONDS = 30.0
+"""How often a worker looks for service tasks that passed their due time."""
 
 
 @dataclass
@@ -47,6 +53,8 @@ class WorkerTotals:
     signals: int = 0
     advanced: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    breaches: int = 0
+    """Service tasks found past their due time (SLA breaches recorded)."""
 
 
 class Worker:
@@ -81,19 +89,35 @@ class Worker:
             lease=timedelta(seconds=settings.journey_lease_seconds),
         )
         self.totals = WorkerTotals()
+        self._next_sla_check = 0.0
 
     def run_pass(self) -> bool:
         """One pass over every kind of work; returns whether anything was done."""
         now = self.settings.now()
         signals = self.runtime.read_signals(now) + self.runtime.read_segment_changes(now)
+        signals += self.runtime.read_scheduled(now)
         advanced = self.runtime.advance_due(now)
         dispatched = self.dispatcher.dispatch_due(now)
+        self._check_sla(now)
         totals = self.totals
         totals.passes += 1
         totals.signals += signals
         totals.advanced += advanced.runs
         totals.outcomes.update(dispatched.outcomes)
         return bool(signals or advanced.runs or dispatched.claimed)
+
+    def _check_sla(self, now: datetime) -> None:
+        """Record the tasks that became overdue (each once) and post an alert for each to
+        the ``task_alerts`` channel when one is configured; every ``SLA_CHECK_SECONDS``."""
+        if time.monotonic() < self._next_sla_check:
+            return
+        self._next_sla_check = time.monotonic() + SLA_CHECK_SECONDS
+        with self.engine.begin() as connection:
+            breaches = breach_alerts(connection, now)
+        self.totals.breaches += len(breaches)
+        channel = self.channels.get(ALERT_CHANNEL)
+        if breaches and channel is not None:
+            post_breaches(channel, breaches)
 
     def run(
         self, *, stop: threading.Event | None = None, until_idle: bool = False, poll: float = 1.0

@@ -7,7 +7,8 @@ the same way. The order and event timeline continues with the API's cursor: the
 "more" link opens ``?cursor=...`` (works without JavaScript), and
 ``static/timeline.js`` fetches ``?cursor=...&part=timeline`` (only the next items)
 and appends them in place. An unknown customer gets a friendly 404 page with a
-search box.
+search box. The journeys section lists what each journey did to the customer (sends
+with their outcome and reason, tasks, conversions), from the journey service.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from perennial.access.roles import Role
 from perennial.api.customer_views import Customer360, Identity, TimelinePage
 from perennial.api.errors import ApiError
 from perennial.api.routes.customers import FIRST_TIMELINE_PAGE, customer_360, customer_timeline
+from perennial.api.routes.journeys import journey_service
 from perennial.api.serving import Serving
 from perennial.api.state import app_state
 from perennial.lifecycle.flows import NEW
@@ -39,6 +41,7 @@ from perennial.web.customers_page import customer_url
 from perennial.web.error_pages import render_error
 from perennial.web.formatting import Formatter
 from perennial.web.i18n import language_of, translate
+from perennial.web.journey_history import journey_history
 from perennial.web.page_auth import Viewer, page_for
 from perennial.web.rendering import render_page
 from perennial.web.stage_display import StageStyles
@@ -104,6 +107,12 @@ async def customer_page(
         **_timeline_values(request, customer_id, timeline),
         **_profile_values(request, view, board),
         **_tags_and_segments(request, customer_id),
+        journey_history=journey_history(
+            journey_service(app_state(request)),
+            customer_id,
+            _formatter(request),
+            masked=view.contact.masked,
+        ),
     )
 
 

@@ -56,7 +56,9 @@ NAVIGATION = (
     NavItem("nav.customers", "/customers"),
     NavItem("nav.at_risk", "/at-risk"),
     NavItem("nav.segments", "/segments"),
+    NavItem("nav.journeys", "/journeys"),
     NavItem("nav.models", "/models"),
+    NavItem("nav.tasks", "/tasks", frozenset({Role.OPERATOR, Role.AGENT})),
     NavItem("nav.admin", "/admin", frozenset()),
 )
 

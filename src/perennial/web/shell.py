@@ -14,9 +14,11 @@ from perennial.web import (
     board_page,
     customer_page,
     customers_page,
+    journeys_page,
     login,
     models_page,
     segments_page,
+    tasks_page,
 )
 from perennial.web.assets import mount_assets
 from perennial.web.error_pages import install_error_pages
@@ -35,6 +37,8 @@ def mount_web(app: FastAPI) -> None:
     app.include_router(at_risk_page.router)
     app.include_router(models_page.router)
     app.include_router(segments_page.router)
+    app.include_router(tasks_page.router)
+    app.include_router(journeys_page.router)
     mount_assets(app)
     install_error_pages(app)
     app.add_middleware(SecurityHeaders)
