@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -58,7 +59,8 @@ def test_no_files_is_a_usage_error(tmp_path: Path) -> None:
     assert "no journey files found" in output
 
 
-def test_publish_pause_resume_archive_and_list(segment_store: SegmentStore, tmp_path: Path) -> None:
+def _store_cli(segment_store: SegmentStore, tmp_path: Path) -> Callable[..., tuple[int, str]]:
+    """The CLI on the segments demo store at its pinned clock: (exit code, output)."""
     env = {
         "PERENNIAL_HOME": str(tmp_path / "home"),
         "PERENNIAL_WAREHOUSE_PATH": str(segment_store.warehouse),
@@ -71,6 +73,12 @@ def test_publish_pause_resume_archive_and_list(segment_store: SegmentStore, tmp_
         if isinstance(result.exception, PerennialError):
             return int(result.exception.exit_code), result.output + str(result.exception)
         return result.exit_code, result.output
+
+    return run
+
+
+def test_publish_pause_resume_archive_and_list(segment_store: SegmentStore, tmp_path: Path) -> None:
+    run = _store_cli(segment_store, tmp_path)
 
     assert run("segments", "load", "examples/segments/presets.yaml")[0] == 0
     code, output = run("journeys", "publish", str(EXAMPLES / "high-value-callback.yaml"))
@@ -93,18 +101,7 @@ def test_publish_pause_resume_archive_and_list(segment_store: SegmentStore, tmp_
 def test_steps_and_runs_show_what_the_worker_did(
     segment_store: SegmentStore, tmp_path: Path
 ) -> None:
-    env = {
-        "PERENNIAL_HOME": str(tmp_path / "home"),
-        "PERENNIAL_WAREHOUSE_PATH": str(segment_store.warehouse),
-        "PERENNIAL_CLOCK": CLOCK.isoformat(),
-        "COLUMNS": "250",
-    }
-
-    def run(*arguments: str) -> tuple[int, str]:
-        result = CliRunner().invoke(app, list(arguments), env=env)
-        if isinstance(result.exception, PerennialError):
-            return int(result.exception.exit_code), result.output + str(result.exception)
-        return result.exit_code, result.output
+    run = _store_cli(segment_store, tmp_path)
 
     assert run("segments", "load", "examples/segments/presets.yaml")[0] == 0
     assert run("journeys", "publish", str(EXAMPLES / "high-value-callback.yaml"))[0] == 0
